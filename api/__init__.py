@@ -1,0 +1,1 @@
+"""The thin FastAPI app over the gridmap library."""

@@ -1,0 +1,37 @@
+"""App factory: ``create_app(settings)`` builds the engine once and mounts the routers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import catalogue, departments, layers, site
+from gridmap import __version__
+from gridmap.config import Settings, load_settings
+from gridmap.db.engine import database_url, make_engine, make_session_factory
+
+
+def create_app(settings: Settings) -> FastAPI:
+    engine = make_engine(database_url(settings.database))
+    app = FastAPI(
+        title="gridmap",
+        version=__version__,
+        description="Grid management and field inspection for city management bureaus (数字城管).",
+    )
+    app.state.settings = settings
+    app.state.session_factory = make_session_factory(engine)
+    install_error_handlers(app)
+    app.include_router(site.router)
+    for module in (layers, catalogue, departments):
+        app.include_router(module.router, prefix="/api/v1")
+
+    @app.on_event("shutdown")
+    def _dispose() -> None:
+        engine.dispose()
+
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn: settings from the GRIDMAP_* environment."""
+    return create_app(load_settings())

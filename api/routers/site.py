@@ -1,0 +1,40 @@
+"""The landing page and the health check."""
+
+from __future__ import annotations
+
+from html import escape
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from sqlalchemy import text
+
+from api.deps import SessionDep
+from gridmap.territory.service import attributions, get_city, layer_counts
+
+router = APIRouter()
+
+
+@router.get("/api/v1/health", tags=["site"])
+def health(session: SessionDep) -> dict[str, str]:
+    """Check that the API reaches its database."""
+    postgis = session.execute(text("SELECT postgis_lib_version()")).scalar_one()
+    return {"status": "ok", "postgis": postgis}
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def landing(session: SessionDep) -> str:
+    city = get_city(session=session)
+    title = f"{city.name} · {city.name_en}" if city else "gridmap (no city loaded yet: run `gridmap demo load`)"
+    rows = "".join(
+        f'<tr><td><a href="/api/v1/layers/{name}?limit=100">{name}</a></td><td>{count:,}</td></tr>'
+        for name, count in layer_counts(session=session).items()
+    )
+    credits = "".join(f"<li>{escape(line)}</li>" for line in attributions(session=session))
+    return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>gridmap · {escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
+td{{padding:.2rem 1rem .2rem 0}}</style></head><body>
+<h1>gridmap · {escape(title)}</h1>
+<p>数字城管 grid management. API: <a href="/docs">/docs</a> (OpenAPI).</p>
+<table><tr><th>layer</th><th>rows</th></tr>{rows}</table>
+<h2>数据来源 · Data sources</h2><ul>{credits}</ul></body></html>"""

@@ -1,0 +1,65 @@
+"""Settings, read from ``GRIDMAP_*`` environment variables (pydantic-settings only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """Return the project's ``.gridmap/`` folder: beside ``pyproject.toml`` in a checkout, else in the cwd."""
+    checkout = Path(__file__).resolve().parents[1]
+    base = checkout if (checkout / "pyproject.toml").exists() else Path.cwd()
+    return base / ".gridmap"
+
+
+class DatabaseSettings(BaseSettings):
+    """Where the database is: an existing PostGIS (``GRIDMAP_DATABASE_URL``) or the embedded cluster."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of an existing PostGIS; unset = the embedded cluster"
+    )
+    home: Path = Field(default_factory=default_home, description="folder of the embedded cluster")
+    cluster_account: str = Field(
+        default="postgres", description="unprivileged account that runs the embedded cluster when invoked as root"
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("GRIDMAP_DATABASE_URL must be a PostgreSQL URL (postgresql://user:pass@host:port/db)")
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value.removeprefix("postgres://")
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value.removeprefix("postgresql://")
+        return value
+
+
+class ApiSettings(BaseSettings):
+    """How the API is served."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+
+class Settings(BaseSettings):
+    """All settings, grouped by concern."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Importers and exporters: GeoJSON, GeoPackage, Shapefile, FlatGeobuf, GeoParquet and CSV."""

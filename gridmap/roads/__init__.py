@@ -1,0 +1,1 @@
+"""Road segments and their management grades (DOMAIN.md §2)."""
