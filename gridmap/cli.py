@@ -146,20 +146,37 @@ def db_url() -> None:
 
 
 # -- import / export -------------------------------------------------------------------------------
+def shown(path: str) -> str:
+    """Return ``path`` relative to the working directory when it is inside it."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def print_report(report: ImportReport, *, file: Path | None = None) -> None:
-    table = Table(title=f"import {report.layer} ← {report.file}", show_header=False, title_justify="left")
+    console.print(f"[bold]import {report.layer}[/] ← {shown(report.file)}", highlight=False)
+    table = Table(show_header=False, box=None, padding=(0, 2))
     for label, value in report.summary().items():
         table.add_row(label, f"{value:,}")
     console.print(table)
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     lines = report.lines()
     for line in lines[:REJECTS_SHOWN]:
-        console.print(f"  {line}", highlight=False, markup=False)
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
     if len(lines) > REJECTS_SHOWN:
         console.print(f"  … and {len(lines) - REJECTS_SHOWN} more (--rejects FILE lists them all)")
     if file:
         file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def print_summary(reports: list[ImportReport]) -> None:
+    """One line per import: what went in and what did not."""
+    table = Table("layer", "file", *(label for label in reports[0].summary()), title="imports")
+    for report in reports:
+        table.add_row(report.layer, Path(report.file).name, *(f"{v:,}" for v in report.summary().values()))
+    console.print(table)
 
 
 def parse_mapping(pairs: list[str], mapping_file: Path | None) -> dict[str, str]:
@@ -279,8 +296,9 @@ def demo_load(
     if if_empty and not reports:
         console.print("the demo city is already loaded")
         return
-    for report in reports:
-        print_report(report)
+    print_summary(reports)
+    console.print("rows not imported are listed by `gridmap import LAYER FILE` on the file concerned; "
+                  "see data/taipei/README.md for why some are outside the territory", soft_wrap=True)
 
 
 @app.command("serve")

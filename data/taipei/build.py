@@ -59,6 +59,7 @@ def build_territory() -> gpd.GeoDataFrame:
             "name": towns["TNAME"],
             "name_en": towns["TNAME"].map(DISTRICT_EN) + " District",
             "source_code": towns["CPTID"],
+            "official_area_m2": towns["AREA"],  # not imported; kept to check our areas against
         },
         geometry=towns.geometry, crs=towns.crs,
     ).sort_values("code")

@@ -10,6 +10,15 @@ from alembic.config import Config
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+def include_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Compare only gridmap's own tables (not PostGIS's spatial_ref_sys)."""
+    from geoalchemy2 import alembic_helpers
+
+    if type_ == "table" and name in {"spatial_ref_sys", "alembic_version"}:
+        return False
+    return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)
+
+
 def alembic_config(url: str) -> Config:
     """Return an Alembic configuration for ``url`` (no alembic.ini needed)."""
     config = Config()

@@ -36,12 +36,12 @@ def load_demo(
     """
     if if_empty and not territory_is_empty(session=session):
         return []
-    manifest = Path(manifest)
+    manifest = Path(manifest).resolve()
     spec = yaml.safe_load(manifest.read_text(encoding="utf-8"))
     folder = manifest.parent
     step = on_step or (lambda _label: None)
     step("catalogue")
-    reports = load_catalogue(session=session, folder=folder / spec["catalogue"])
+    reports = load_catalogue(session=session, folder=(folder / spec["catalogue"]).resolve())
     step("calendar")
     load_calendar(session=session, path=folder / spec["calendar"])
     set_city(session=session, **spec["city"])

@@ -71,12 +71,13 @@ def import_layer(
         reject(index, field, reason)
     keep = np.ones(len(rows), dtype=bool)
     geoms = _geometries(spec, src, report, reject, keep) if spec.geometry else None
+    if spec.in_territory and geoms is not None:
+        _check_territory(session, geoms, keep, report, reject)
     if spec.derive:
         rows = spec.derive(rows)
     _validate(spec, rows, reject, _known_codes(session, spec))
-    if spec.in_territory and geoms is not None:
-        _check_territory(session, geoms, keep, report, reject)
-    report.rejected = sorted(bad.values(), key=lambda issue: issue.row)
+    # A row skipped for its empty geometry is reported once, as skipped, not also as rejected.
+    report.rejected = sorted((i for i in bad.values() if keep[i.row - 1]), key=lambda issue: issue.row)
     rejected_index = [issue.row - 1 for issue in report.rejected]
     keep[rejected_index] = False
     if strict and report.rejected:
@@ -127,12 +128,16 @@ def _geometries(spec: LayerSpec, src: Source, report: ImportReport, reject, keep
     if src.crs is None:
         raise ImportFailed(f"{src.path}: the file declares no CRS; give it with --crs (e.g. --crs EPSG:4490)")
     geoms = np.asarray(src.geometry, dtype=object)
-    empty = np.array([g is None for g in geoms]) | shapely.is_empty(np.where(geoms == None, shapely.Point(), geoms))  # noqa: E711
+    missing = np.array([g is None for g in geoms], dtype=bool)
+    empty = missing | shapely.is_empty(np.where(missing, shapely.Point(), geoms))
+    unreadable = np.zeros(len(geoms), dtype=bool)  # coordinates that are there but are not numbers
+    unreadable[[index for index, _field, _reason in src.problems]] = True
+    empty &= ~unreadable
     for index in np.flatnonzero(empty):
         report.skipped_empty.append(RowIssue(int(index) + 1, "geometry", "empty geometry, row skipped"))
     keep &= ~empty
     geoms = np.where(empty, None, geoms)
-    present = ~empty
+    present = ~empty & ~unreadable
     if CRS.from_user_input(src.crs) != CRS.from_epsg(STORAGE_SRID):
         geoms[present] = gpd.GeoSeries(geoms[present], crs=src.crs).to_crs(STORAGE_SRID).values
     family = _GEOMETRY_FAMILY[spec.geometry]
