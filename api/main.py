@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
@@ -13,7 +16,14 @@ from gridmap.db.engine import database_url, make_engine, make_session_factory
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(database_url(settings.database))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="gridmap",
         version=__version__,
         description="Grid management and field inspection for city management bureaus (数字城管).",
@@ -24,10 +34,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(site.router)
     for module in (layers, catalogue, departments):
         app.include_router(module.router, prefix="/api/v1")
-
-    @app.on_event("shutdown")
-    def _dispose() -> None:
-        engine.dispose()
 
     return app
 

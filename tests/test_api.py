@@ -1,0 +1,70 @@
+"""The API over the demo city: OpenAPI page, health, layers, catalogue, rules, and clear 4xx errors."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from gridmap.config import DatabaseSettings, Settings
+
+
+@pytest.fixture(scope="module")
+def client(db_url, demo_reports):
+    app = create_app(Settings(database=DatabaseSettings(database_url=db_url)))
+    with TestClient(app) as client:
+        yield client
+
+
+def test_docs_and_health(client):
+    assert client.get("/docs").status_code == 200
+    assert client.get("/openapi.json").json()["info"]["title"] == "gridmap"
+    assert client.get("/api/v1/health").json()["status"] == "ok"
+
+
+def test_landing_page_shows_the_city_and_its_attribution(client):
+    page = client.get("/").text
+    assert "臺北市" in page and "OpenStreetMap" in page and "/docs" in page
+
+
+def test_layer_counts_and_geojson(client):
+    counts = client.get("/api/v1/layers").json()
+    assert counts["district"] == 12 and counts["community"] == 456
+    districts = client.get("/api/v1/layers/district")
+    assert districts.headers["content-type"].startswith("application/geo+json")
+    features = districts.json()["features"]
+    assert len(features) == 12 and {"code", "name"} <= set(features[0]["properties"])
+    # a small box around Taipei Main Station holds some bus stops but not all components
+    box = client.get("/api/v1/layers/component", params={"bbox": "121.510,25.040,121.525,25.052", "limit": 50000})
+    inside = box.json()["features"]
+    assert 0 < len(inside) < counts["component"]
+    assert all(121.510 <= f["geometry"]["coordinates"][0] <= 121.525 for f in inside)
+    assert len(client.get("/api/v1/layers/road", params={"limit": 7}).json()["features"]) == 7
+
+
+@pytest.mark.parametrize("params, status, words", [
+    ({"bbox": "a,b,c,d"}, 422, "four numbers"),
+    ({"bbox": "121.6,25,121.5,25.1"}, 422, "min < max"),
+    ({"limit": 0}, 422, "greater than or equal"),
+])
+def test_bad_layer_queries_get_a_reason(client, params, status, words):
+    response = client.get("/api/v1/layers/component", params=params)
+    assert response.status_code == status and words in response.text
+
+
+def test_unknown_layer_is_404_with_the_list(client):
+    response = client.get("/api/v1/layers/lamps")
+    assert response.status_code == 404 and "district" in response.json()["detail"]
+
+
+def test_catalogue_search_by_chinese_name_and_code(client):
+    lamps = client.get("/api/v1/catalogue/component", params={"q": "路灯"}).json()
+    assert {c["code"] for c in lamps} == {"0106", "0118"}
+    assert client.get("/api/v1/catalogue/event", params={"q": "0104"}).json()[0]["name"] == "道路不洁"
+    assert client.get("/api/v1/catalogue/vehicle").status_code == 422
+
+
+def test_rules_match_and_departments(client):
+    rules = client.get("/api/v1/rules/match", params={"case_type": "event", "class_code": "0102", "area_class": "A"})
+    assert rules.json()[0]["department_code"] == "HW"
+    assert client.get("/api/v1/rules/match", params={"case_type": "event", "class_code": "12"}).status_code == 422
+    departments = client.get("/api/v1/departments").json()
+    assert {"SZ", "HW", "JD-630010"} <= {d["code"] for d in departments}
