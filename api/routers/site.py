@@ -21,12 +21,16 @@ def health(session: SessionDep) -> dict[str, str]:
     return {"status": "ok", "postgis": postgis}
 
 
+def layer_link(name: str) -> str:
+    return "/api/v1/departments" if name == "department" else f"/api/v1/layers/{name}?limit=100"
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def landing(session: SessionDep) -> str:
     city = get_city(session=session)
     title = f"{city.name} · {city.name_en}" if city else "gridmap (no city loaded yet: run `gridmap demo load`)"
     rows = "".join(
-        f'<tr><td><a href="/api/v1/layers/{name}?limit=100">{name}</a></td><td>{count:,}</td></tr>'
+        f'<tr><td><a href="{layer_link(name)}">{name}</a></td><td>{count:,}</td></tr>'
         for name, count in layer_counts(session=session).items()
     )
     credits = "".join(f"<li>{escape(line)}</li>" for line in attributions(session=session))
