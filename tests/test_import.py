@@ -177,3 +177,15 @@ def test_unknown_layer_and_unreadable_file(session, tmp_path):
     (tmp_path / "broken.geojson").write_text("{not json")
     with pytest.raises(ImportFailed, match="cannot be read"):
         import_layer(session=session, layer="component", data=tmp_path / "broken.geojson")
+
+
+def test_an_update_keeps_what_the_file_does_not_give(session):
+    frame = some_components(session, 2)
+    import_layer(session=session, layer="component", data=frame, source="taipei-open-data")
+    partial = frame[["code", "name", "geometry"]].copy()
+    partial.loc[0, "name"] = "新站名"
+    report = import_layer(session=session, layer="component", data=partial)
+    assert (report.updated, report.unchanged) == (1, 1)
+    row = session.execute(text("SELECT name, source, maintainer_department_id IS NOT NULL FROM component "
+                               "WHERE code = :c"), {"c": frame["code"][0]}).one()
+    assert tuple(row) == ("新站名", "taipei-open-data", True)

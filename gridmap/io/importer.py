@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.db.base import STORAGE_SRID
 from gridmap.io.exceptions import ImportFailed, ImportRejected
-from gridmap.io.layers import LAYERS, SQL_TYPES, LayerSpec
+from gridmap.io.layers import LAYERS, LayerSpec
 from gridmap.io.report import ImportReport, RowIssue
 from gridmap.io.sources import Source, _from_frame, read_source
 
@@ -60,8 +60,12 @@ def import_layer(
     src = _load(data, source_layer=source_layer, crs=crs, x=x, y=y)
     report = ImportReport(layer=layer, file=str(src.path), rows_read=len(src.rows), notes=list(src.notes))
     rows = _mapped(spec, src, mapping or {})
+    # An update touches only what the file gives: a column it lacks keeps its stored values.
+    given = {f.name for f in spec.fields if f.derived or f.fallback or mapping and f.name in mapping
+             or f.name in src.rows}
     if source and "source" in rows and rows["source"].isna().all():
         rows["source"] = source
+        given.add("source")
     bad: dict[int, RowIssue] = {}
 
     def reject(index: int, field: str, reason: str, value: str | None = None) -> None:
@@ -82,7 +86,7 @@ def import_layer(
     keep[rejected_index] = False
     if strict and report.rejected:
         raise ImportRejected(report)
-    inserted, updated = _upsert(session, spec, rows[keep], None if geoms is None else geoms[keep])
+    inserted, updated = _upsert(session, spec, rows[keep], None if geoms is None else geoms[keep], given)
     report.inserted, report.updated = inserted, updated
     report.unchanged = int(keep.sum()) - inserted - updated
     return report
@@ -229,7 +233,9 @@ def _check_territory(session: Session, geoms: np.ndarray, keep: np.ndarray, repo
         reject(index, "geometry", "outside the city's territory")
 
 
-def _upsert(session: Session, spec: LayerSpec, rows: pd.DataFrame, geoms: np.ndarray | None) -> tuple[int, int]:
+def _upsert(
+    session: Session, spec: LayerSpec, rows: pd.DataFrame, geoms: np.ndarray | None, given: set[str]
+) -> tuple[int, int]:
     if rows.empty:
         return 0, 0
     stage = f"gridmap_stage_{spec.table}"
@@ -249,19 +255,18 @@ def _upsert(session: Session, spec: LayerSpec, rows: pd.DataFrame, geoms: np.nda
             copy.write_row(record)
     targets = [f.column for f in spec.fields] + (["geom"] if geoms is not None else [])
     sources = [f.sql() for f in spec.fields] + (["s.geom"] if geoms is not None else [])
-    compared = [t for t in targets if t != "code"]
-    result = session.execute(text(
-        f"INSERT INTO {spec.table} AS t ({', '.join(targets)}) "
-        f"SELECT {', '.join(sources)} FROM {stage} s "
-        f"ON CONFLICT {spec.conflict} DO UPDATE SET "
-        + ", ".join(f"{c} = EXCLUDED.{c}" for c in compared) + ", updated_at = now() "
+    compared = [f.column for f in spec.fields if f.name in given and f.name != "code"]
+    compared += ["geom"] if geoms is not None else []
+    on_conflict = (
+        "DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in compared) + ", updated_at = now() "
         f"WHERE ({', '.join('t.' + c for c in compared)}) IS DISTINCT FROM "
-        f"({', '.join('EXCLUDED.' + c for c in compared)}) "
-        "RETURNING (xmax = 0) AS inserted"
+        f"({', '.join('EXCLUDED.' + c for c in compared)})"
+    ) if compared else "DO NOTHING"
+    result = session.execute(text(
+        f"INSERT INTO {spec.table} AS t ({', '.join(targets)}) SELECT {', '.join(sources)} FROM {stage} s "
+        f"ON CONFLICT {spec.conflict} {on_conflict} RETURNING (xmax = 0) AS inserted"
     )).scalars().all()
     session.execute(text(f"DROP TABLE {stage}"))
     inserted = sum(result)
     return inserted, len(result) - inserted
 
-
-__all__ = ["import_layer", "SQL_TYPES"]
