@@ -77,6 +77,7 @@ def _read_parquet(path: Path) -> pd.DataFrame:
 
 
 def _from_frame(path: Path, frame: pd.DataFrame) -> Source:
+    frame = frame.reset_index(drop=True)  # rows are numbered by position, whatever the frame's index
     geometry, crs = None, None
     if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
         geometry = np.asarray(frame.geometry.values, dtype=object)

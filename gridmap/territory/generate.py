@@ -11,6 +11,9 @@ How a community is cut, in its metric CRS:
    rectangle allows, so cells are compact and their edges run with the block.
 3. **Slivers.** A piece smaller than ``min_fraction`` × target is merged into the neighbour with which
    it shares the longest edge, preferring a neighbour in its own block, so roads stay on cell edges.
+   A road strip — a block between roads narrower than ``strip_width`` on average, such as the median
+   of a dual carriageway — stays a cell of its own down to ``strip_min_fraction`` × target, since
+   merging it into either side would put a carriageway inside a cell.
 4. **Open land.** A block larger than ``open_land_area`` (1 km²) with no road on or in it — mountain,
    forest, river bank — is cut into cells of ``open_land_factor`` × target (4 ha by default): there is
    nothing built to count at 1 ha. The 3-digit sequence caps a community at 999 cells; a community
@@ -38,10 +41,18 @@ class GridOptions:
     open_land_area: float = 1_000_000.0  # m²: a roadless block larger than this is open land
     open_land_factor: float = 4.0
     max_cells: int = MAX_CELLS
+    strip_width: float = 30.0  # m: a block between roads narrower than this on average is a road strip
+    strip_min_fraction: float = 0.05  # road strips are merged only below this share of the target
+    snap_tolerance: float = 3.0  # m: road vertices this close to the community boundary are snapped onto it
 
 
-def community_blocks(community: shapely.Geometry, lines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def community_blocks(
+    community: shapely.Geometry, lines: np.ndarray, snap: float = 0.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the blocks of one community and, for each, whether a road bounds or crosses it."""
+    # official boundaries and surveyed centrelines disagree by metres: a road that runs along the
+    # boundary is snapped onto it, so its wobble does not cut slivers off the community
+    lines = shapely.snap(lines, shapely.boundary(community), snap) if len(lines) and snap else lines
     inside = shapely.intersection(lines, community) if len(lines) else np.array([], dtype=object)
     inside = inside[~shapely.is_empty(inside)]
     inside = shapely.get_parts(inside)
@@ -68,8 +79,17 @@ def subdivide(blocks: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.n
         ring = shapely.get_coordinates(shapely.get_exterior_ring(rects)).reshape(len(big), 5, 2)
         origin, u, v = ring[:, 0], ring[:, 1] - ring[:, 0], ring[:, 3] - ring[:, 0]
         side = np.sqrt(targets[big])
-        nx = np.maximum(1, np.rint(np.hypot(*u.T) / side)).astype(int)
-        ny = np.maximum(1, np.rint(np.hypot(*v.T) / side)).astype(int)
+        # oriented_envelope starts at any corner: let u be the long side
+        swap = np.hypot(*v.T) > np.hypot(*u.T)
+        u[swap], v[swap] = v[swap].copy(), u[swap].copy()
+        length, width = np.hypot(*u.T), np.hypot(*v.T)
+        nx = np.maximum(1, np.rint(length / side)).astype(int)
+        ny = np.maximum(1, np.rint(width / side)).astype(int)
+        # a strip narrower than a cell (a median between carriageways, a riverside belt) is cut only
+        # across its length, into pieces of about the target area, so no piece is a sliver to merge away
+        strip = width < side / 2
+        nx[strip] = np.maximum(1, np.rint(length[strip] * width[strip] / targets[big][strip])).astype(int)
+        ny[strip] = 1
         counts = nx * ny
         which = np.repeat(np.arange(len(big)), counts)
         flat = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
@@ -87,12 +107,14 @@ def subdivide(blocks: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.n
 
 
 def merge_slivers(
-    pieces: np.ndarray, block: np.ndarray, small_area: np.ndarray, crumb_area: float, passes: int = 6
+    pieces: np.ndarray, block: np.ndarray, small_area: np.ndarray, crumb_area: float,
+    superblock: np.ndarray | None = None, passes: int = 6,
 ) -> np.ndarray:
     """Merge pieces smaller than ``small_area`` (per piece) into their best neighbour; return the cells.
 
     The best neighbour is in the same block if one touches along an edge (so no road ends up inside a
-    cell), else the one sharing the longest edge; ties go to the larger neighbour, then the lower index.
+    cell), else in the same superblock (so only a minor road does), else the one sharing the longest
+    edge; ties go to the larger neighbour, then the lower index.
     A piece with no neighbour along an edge (a separate part of the community) stays a cell of its
     own unless it is a crumb below ``crumb_area``, which joins the nearest cell.
     """
@@ -112,7 +134,8 @@ def merge_slivers(
         if len(left) == 0:
             break
         same_block = block[left] == block[right]
-        order = np.lexsort((right, -area[right], -shared, ~same_block, area[left], left))
+        same_super = superblock[left] == superblock[right] if superblock is not None else same_block
+        order = np.lexsort((right, -area[right], -shared, ~same_super, ~same_block, area[left], left))
         best = {}
         for a, b in zip(left[order], right[order]):
             best.setdefault(int(a), int(b))
@@ -130,6 +153,8 @@ def merge_slivers(
         group = np.array([root(i) for i in range(len(pieces))])
         merged = gpd.GeoSeries(pieces).groupby(group).agg(lambda parts: shapely.union_all(parts.values))
         block = pd.Series(block).groupby(group).agg(lambda b: b.value_counts().idxmax()).to_numpy()
+        if superblock is not None:
+            superblock = pd.Series(superblock).groupby(group).agg(lambda b: b.value_counts().idxmax()).to_numpy()
         small_area = pd.Series(small_area).groupby(group).max().to_numpy()
         pieces = np.asarray(merged.values, dtype=object)
     return absorb_crumbs(pieces, crumb_area)
@@ -154,15 +179,33 @@ def community_target(area: float, options: GridOptions) -> float:
     return max(options.target_area, area / (options.max_cells * 0.9))
 
 
-def generate_community(community: shapely.Geometry, lines: np.ndarray, options: GridOptions) -> np.ndarray:
-    """Return the cells of one community (metric CRS), tiling it exactly."""
+def generate_community(
+    community: shapely.Geometry, lines: np.ndarray, options: GridOptions, main: np.ndarray | None = None
+) -> np.ndarray:
+    """Return the cells of one community (metric CRS), tiling it exactly.
+
+    ``main`` marks the main roads among ``lines``: slivers merge across a minor road before a main one.
+    """
     community = _polygonal(community)
     target = community_target(shapely.area(community), options)
-    blocks, touching = community_blocks(community, lines)
-    open_land = ~touching & (shapely.area(blocks) > options.open_land_area)
+    blocks, touching = community_blocks(community, lines, options.snap_tolerance)
+    area = shapely.area(blocks)
+    open_land = ~touching & (area > options.open_land_area)
     targets = np.where(open_land, target * options.open_land_factor, target)
+    # a thin block between roads (the median of a dual carriageway) stays a cell of its own unless it
+    # is a mere stub: merging it into either side would put a carriageway inside a cell
+    mean_width = 2 * area / shapely.length(blocks)
+    road_strip = touching & (mean_width < options.strip_width)
+    small = np.where(road_strip, options.strip_min_fraction, options.min_fraction) * targets
     pieces, owner = subdivide(blocks, targets)
-    return merge_slivers(pieces, owner, options.min_fraction * targets[owner], crumb_area=0.01 * target)
+    superblock = None
+    if main is not None and main.any():
+        superblocks, _ = community_blocks(community, lines[main], options.snap_tolerance)
+        hits = shapely.STRtree(superblocks).query(shapely.point_on_surface(blocks), predicate="within")
+        labels = np.full(len(blocks), -1)
+        labels[hits[0]] = hits[1]
+        superblock = labels[owner]
+    return merge_slivers(pieces, owner, small[owner], crumb_area=0.01 * target, superblock=superblock)
 
 
 def _polygonal(geometry: shapely.Geometry) -> shapely.Geometry:
@@ -179,21 +222,24 @@ def sequence_order(cells: np.ndarray, band: float) -> np.ndarray:
 
 
 def generate_cells(
-    communities: gpd.GeoDataFrame, lines: gpd.GeoSeries, options: GridOptions = GridOptions()
+    communities: gpd.GeoDataFrame, lines: gpd.GeoSeries, options: GridOptions = GridOptions(),
+    main: np.ndarray | None = None,
 ) -> gpd.GeoDataFrame:
     """Generate unit grids for ``communities`` (``code`` + polygons) cut by ``lines`` (roads, barriers).
 
-    Both inputs must be in the same metric CRS. Returns one row per cell with ``community_code``,
-    ``sequence`` (1…, west→east, north→south) and ``code`` (15 digits), in that CRS.
+    Both inputs must be in the same metric CRS; ``main`` (booleans, one per line) marks the main roads,
+    which slivers are merged across last. Returns one row per cell with ``community_code``, ``sequence``
+    (1…, west→east, north→south) and ``code`` (15 digits), in that CRS.
     """
     if communities.crs != lines.crs or not communities.crs or not communities.crs.is_projected:
         raise ValueError("communities and lines must share one projected (metric) CRS")
     line_geoms = np.asarray(lines.values, dtype=object)
+    main = np.zeros(len(line_geoms), dtype=bool) if main is None else np.asarray(main, dtype=bool)
     tree = shapely.STRtree(line_geoms)
     frames = []
     for code, community in zip(communities["code"], communities.geometry.values):
-        nearby = line_geoms[tree.query(community, predicate="intersects")]
-        cells = generate_community(community, nearby, options)
+        nearby = tree.query(community, predicate="intersects")
+        cells = generate_community(community, line_geoms[nearby], options, main[nearby])
         if len(cells) > options.max_cells:
             raise ValueError(f"community {code}: {len(cells)} cells exceed the {options.max_cells} codes")
         order = sequence_order(cells, band=np.sqrt(community_target(shapely.area(community), options)))

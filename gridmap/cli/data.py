@@ -1,0 +1,140 @@
+"""Data commands: import, export, the catalogue, calendars and the demo city."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from gridmap.cli.common import console, fail, print_report, print_summary, transaction
+from gridmap.io.exceptions import ExportFailed, ImportFailed, ImportRejected
+
+data_app = typer.Typer()
+demo_app = typer.Typer(help="The Taipei demo city.", no_args_is_help=True)
+catalogue_app = typer.Typer(help="The national catalogue of component and event classes.", no_args_is_help=True)
+calendar_app = typer.Typer(help="Working calendars.", no_args_is_help=True)
+
+
+def parse_mapping(pairs: list[str], mapping_file: Path | None) -> dict[str, str]:
+    mapping: dict[str, str] = {}
+    if mapping_file:
+        loaded = yaml.safe_load(mapping_file.read_text(encoding="utf-8")) or {}
+        loaded = loaded.get("columns", loaded) if isinstance(loaded, dict) else None
+        if not isinstance(loaded, dict):
+            raise fail(f"{mapping_file}: expected a mapping 'field: COLUMN' (optionally under 'columns:')")
+        mapping.update({str(k): str(v) for k, v in loaded.items()})
+    for pair in pairs:
+        target, sep, column = pair.partition("=")
+        if not sep or not target or not column:
+            raise fail(f"--map {pair!r}: expected FIELD=COLUMN, e.g. --map code=CPTVID")
+        mapping[target] = column
+    return mapping
+
+
+@data_app.command("import")
+def import_command(
+    layer: Annotated[str, typer.Argument(help="district, street, community, unit_grid, road, component, "
+                                              "department, responsibility_rule, component_class, event_class, road_grade")],
+    file: Annotated[Path, typer.Argument(help="GeoJSON, GeoPackage, Shapefile, FlatGeobuf, GeoParquet or CSV")],
+    map_: Annotated[list[str], typer.Option("--map", help="FIELD=COLUMN, repeatable")] = [],  # noqa: B006
+    mapping: Annotated[Path | None, typer.Option(help="YAML file of FIELD: COLUMN")] = None,
+    crs: Annotated[str | None, typer.Option(help="source CRS, overriding the file's (e.g. EPSG:3826)")] = None,
+    source_layer: Annotated[str | None, typer.Option("--layer", help="layer inside a multi-layer file")] = None,
+    source: Annotated[str | None, typer.Option(help="data-source code recorded on each row")] = None,
+    strict: Annotated[bool, typer.Option(help="import nothing if any row is rejected")] = False,
+    x: Annotated[str, typer.Option(help="CSV column of x / longitude")] = "x",
+    y: Annotated[str, typer.Option(help="CSV column of y / latitude")] = "y",
+    rejects: Annotated[Path | None, typer.Option(help="write every rejected/repaired row to this file")] = None,
+) -> None:
+    """Import FILE into LAYER: an upsert by code, with a report of every row that did not go in."""
+    from gridmap.io.importer import import_layer
+
+    columns = parse_mapping(map_, mapping)
+    try:
+        with transaction() as session, console.status(f"importing {file} …"):
+            report = import_layer(session=session, layer=layer, data=file, mapping=columns, crs=crs,
+                                  source_layer=source_layer, source=source, strict=strict, x=x, y=y)
+    except ImportRejected as error:
+        print_report(error.report, file=rejects)
+        raise fail(str(error)) from None
+    except ImportFailed as error:
+        raise fail(str(error)) from None
+    print_report(report, file=rejects)
+
+
+@data_app.command("export")
+def export_command(
+    layer: Annotated[str, typer.Argument(help="district, street, community, unit_grid, duty_grid, road, component, department")],
+    file: Annotated[Path, typer.Argument(help=".gpkg, .geojson, .shp, .fgb, .parquet or .csv")],
+    crs: Annotated[str | None, typer.Option(help="output CRS (default EPSG:4326)")] = None,
+) -> None:
+    """Export LAYER to FILE."""
+    from gridmap.io.export import export_layer
+
+    try:
+        with transaction() as session:
+            count = export_layer(session=session, name=layer, path=file, crs=crs)
+    except ExportFailed as error:
+        raise fail(str(error)) from None
+    console.print(f"{count:,} {layer} rows → {file}")
+
+
+# -- catalogue, calendar, demo -----------------------------------------------------------------------
+@catalogue_app.command("load")
+def catalogue_load(
+    folder: Annotated[Path, typer.Argument(help="folder with road_grades.csv, component_classes.csv, event_classes.csv")]
+    = Path("data/catalogue"),
+) -> None:
+    """Load (or update) the catalogue from its CSV files."""
+    from gridmap.catalogue.service import load_catalogue
+
+    try:
+        with transaction() as session:
+            reports = load_catalogue(session=session, folder=folder)
+    except ImportRejected as error:
+        print_report(error.report)
+        raise fail(str(error)) from None
+    except ImportFailed as error:
+        raise fail(str(error)) from None
+    for report in reports:
+        print_report(report)
+
+
+@calendar_app.command("load")
+def calendar_load(file: Annotated[Path, typer.Argument(help="calendar YAML (see data/taipei/calendar.yaml)")]) -> None:
+    """Create or replace a working calendar."""
+    from gridmap.calendar.service import CalendarError, load_calendar
+
+    try:
+        with transaction() as session:
+            code = load_calendar(session=session, path=file)
+    except (CalendarError, OSError) as error:
+        raise fail(str(error)) from None
+    console.print(f"calendar {code!r} loaded from {file}")
+
+
+@demo_app.command("load")
+def demo_load(
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when the city already has districts")] = False,
+) -> None:
+    """Load the Taipei demo city (re-running it changes nothing)."""
+    from gridmap.demo.service import demo_steps, load_demo
+
+    total = len(demo_steps()) + 2
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    with progress, transaction() as session:
+        task = progress.add_task("demo city", total=total)
+
+        def on_step(label: str) -> None:
+            progress.update(task, advance=1, description=f"loading {label}")
+
+        reports = load_demo(session=session, if_empty=if_empty, on_step=on_step)
+    if if_empty and not reports:
+        console.print("the demo city is already loaded")
+        return
+    print_summary(reports)
+    console.print("rows not imported are listed by `gridmap import LAYER FILE` on the file concerned; "
+                  "see data/taipei/README.md for why some are outside the territory", soft_wrap=True)
