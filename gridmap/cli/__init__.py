@@ -12,7 +12,8 @@ from gridmap.cli.db import db_app
 from gridmap.cli.grids import grids_app
 from gridmap.config import load_settings
 
-app = typer.Typer(help="gridmap: grid management and field inspection (数字城管).", no_args_is_help=True)
+app = typer.Typer(help="gridmap: grid management and field inspection (数字城管).", no_args_is_help=True,
+                  pretty_exceptions_show_locals=False)
 app.add_typer(db_app, name="db")
 app.add_typer(demo_app, name="demo")
 app.add_typer(catalogue_app, name="catalogue")

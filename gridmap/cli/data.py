@@ -121,9 +121,9 @@ def demo_load(
     if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing when the city already has districts")] = False,
 ) -> None:
     """Load the Taipei demo city (re-running it changes nothing)."""
-    from gridmap.demo.service import demo_steps, load_demo
+    from gridmap.demo.service import load_demo, step_count
 
-    total = len(demo_steps()) + 2
+    total = step_count()
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
     with progress, transaction() as session:
         task = progress.add_task("demo city", total=total)

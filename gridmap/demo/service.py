@@ -12,6 +12,9 @@ from gridmap.calendar.service import load_calendar
 from gridmap.catalogue.service import load_catalogue
 from gridmap.io.importer import import_layer
 from gridmap.io.report import ImportReport
+from gridmap.territory.duty import generate_duty_grids
+from gridmap.territory.generate import GridOptions
+from gridmap.territory.grids import generate_unit_grids
 from gridmap.territory.service import set_city, territory_is_empty, upsert_sources
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "data" / "taipei" / "demo.yaml"
@@ -20,6 +23,12 @@ DEFAULT_MANIFEST = Path(__file__).resolve().parents[2] / "data" / "taipei" / "de
 def demo_steps(manifest: Path = DEFAULT_MANIFEST) -> list[dict]:
     """Return the import steps of the manifest (layer, file, source)."""
     return yaml.safe_load(Path(manifest).read_text(encoding="utf-8"))["steps"]
+
+
+def step_count(manifest: Path = DEFAULT_MANIFEST) -> int:
+    """Number of progress steps :func:`load_demo` reports (for a progress bar)."""
+    spec = yaml.safe_load(Path(manifest).read_text(encoding="utf-8"))
+    return len(spec["steps"]) + 2 + (2 if "grids" in spec else 0)
 
 
 def load_demo(
@@ -51,4 +60,10 @@ def load_demo(
         reports.append(
             import_layer(session=session, layer=item["layer"], data=folder / item["file"], source=item.get("source"))
         )
+    if "grids" in spec:
+        grids = spec["grids"]
+        step("unit grids")
+        generate_unit_grids(session=session, options=GridOptions(target_area=grids["target_area"]))
+        step("duty grids")
+        generate_duty_grids(session=session, size=grids["duty_size"], balance=grids["duty_balance"])
     return reports

@@ -36,7 +36,8 @@ LAYER_SQL = {
     "duty_grid": """SELECT dg.code, dg.name, d.code AS district_code, count(m.unit_grid_code) AS unit_grids,
                            (SELECT string_agg(i.code, ',' ORDER BY i.code) FROM duty_grid_inspector di
                               JOIN inspector i ON i.id = di.inspector_id WHERE di.duty_grid_id = dg.id) AS inspectors,
-                           ST_Multi(ST_Union(g.geom)) AS geom
+                           -- cells meet along edges up to float noise: a ~1 cm precision grid merges them
+                           ST_Multi(ST_Union(g.geom, 1e-7)) AS geom
                     FROM duty_grid dg LEFT JOIN district d ON d.id = dg.district_id
                     LEFT JOIN duty_grid_member m ON m.duty_grid_id = dg.id
                     LEFT JOIN unit_grid g ON g.code = m.unit_grid_code AND g.valid_to IS NULL

@@ -65,6 +65,7 @@ class GridCheck:
     duplicate_codes: list[str]
     outside_duty_grids: int | None  # None: no duty grids defined yet
     areas: dict[str, float]
+    disconnected_duty_grids: int = 0  # reported: a community in separate parts makes some unavoidable
 
     @property
     def hard_violations(self) -> dict[str, list[str]]:
@@ -91,6 +92,8 @@ class GridCheck:
             "malformed or misplaced codes": sum(len(c.bad_codes) for c in self.communities),
             "duplicate codes": len(self.duplicate_codes),
             "main-road length inside cells (%)": 100 * self.main_road_inside_share,
+            "unit grids in no duty grid": self.outside_duty_grids or 0,
+            "duty grids in separate parts": self.disconnected_duty_grids,
         }
 
     def as_dict(self) -> dict:
@@ -113,7 +116,8 @@ def check_unit_grids(*, session: Session, district: str | None = None, community
     ]
     areas = cells.area.describe(percentiles=[0.05, 0.5, 0.95]).to_dict() if len(cells) else {}
     return GridCheck(communities=checks, duplicate_codes=duplicate_codes(session=session),
-                     outside_duty_grids=outside_duty_grids(session=session), areas=areas)
+                     outside_duty_grids=outside_duty_grids(session=session), areas=areas,
+                     disconnected_duty_grids=disconnected_duty_grids(session=session))
 
 
 def check_community(code, shape, cells: gpd.GeoDataFrame | None, main_roads, road_tree, to_lonlat) -> CommunityCheck:
@@ -165,3 +169,11 @@ def outside_duty_grids(*, session: Session) -> int | None:
         return None
     return session.execute(text("""SELECT count(*) FROM unit_grid g WHERE g.valid_to IS NULL
         AND NOT EXISTS (SELECT 1 FROM duty_grid_member m WHERE m.unit_grid_code = g.code)""")).scalar_one()
+
+
+def disconnected_duty_grids(*, session: Session) -> int:
+    return session.execute(text("""
+        SELECT count(*) FROM (
+            SELECT m.duty_grid_id FROM duty_grid_member m
+            JOIN unit_grid g ON g.code = m.unit_grid_code AND g.valid_to IS NULL
+            GROUP BY m.duty_grid_id HAVING ST_NumGeometries(ST_Multi(ST_Union(g.geom, 1e-7))) > 1) AS parts""")).scalar_one()

@@ -54,7 +54,8 @@ def group_cells(cells: gpd.GeoDataFrame, weights: np.ndarray, size: float) -> np
 
 def reattach_detached(geoms: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """Give each detached piece of a group to the adjacent group it shares the longest edge with."""
-    left, right = shapely.STRtree(geoms).query(geoms, predicate="touches")
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="intersects")  # not "touches": edges carry noise
+    left, right = left[left != right], right[left != right]
     joined = shapely.union(geoms[left], geoms[right])
     shared = (shapely.length(geoms[left]) + shapely.length(geoms[right]) - shapely.length(joined)) / 2
     edge = shared > 0.5
