@@ -136,5 +136,11 @@ def demo_load(
         console.print("the demo city is already loaded")
         return
     print_summary(reports)
+    from gridmap.territory.service import layer_counts
+
+    with transaction() as session:
+        counts = layer_counts(session=session)
+    console.print(f"unit grids: {counts['unit_grid']:,} · duty grids: {counts['duty_grid']:,} "
+                  "(gridmap grids check verifies them)")
     console.print("rows not imported are listed by `gridmap import LAYER FILE` on the file concerned; "
                   "see data/taipei/README.md for why some are outside the territory", soft_wrap=True)
