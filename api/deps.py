@@ -8,17 +8,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from gridmap.db.engine import unit_of_work
+
 
 def get_session(request: Request) -> Iterator[Session]:
-    session = request.app.state.session_factory()
-    try:
+    with unit_of_work(request.app.state.session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

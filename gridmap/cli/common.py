@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from gridmap.config import Settings, load_settings
 from gridmap.db.cluster import Cluster, ClusterError
-from gridmap.db.engine import database_url, make_engine, make_session_factory
+from gridmap.db.engine import database_url, make_engine, make_session_factory, unit_of_work
 from gridmap.io.report import ImportReport
 
 console = Console()
@@ -42,17 +42,11 @@ def transaction() -> Iterator[Session]:
         engine = make_engine(database_url(settings.database))
     except ClusterError as error:
         raise fail(str(error)) from None
-    session = make_session_factory(engine)()
     try:
-        yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        with unit_of_work(make_session_factory(engine)) as session:
+            yield session
     finally:
-        session.close()
         engine.dispose()
-
 
 
 def shown(path: str) -> str:
