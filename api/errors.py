@@ -7,8 +7,9 @@ from fastapi.responses import JSONResponse
 
 from gridmap.calendar.service import CalendarError
 from gridmap.io.exceptions import ExportFailed, ImportFailed
+from gridmap.routing.exceptions import BadReport, OutsideServiceArea
 
-STATUS = {ExportFailed: 404, ImportFailed: 422, CalendarError: 422}
+STATUS = {ExportFailed: 404, ImportFailed: 422, CalendarError: 422, BadReport: 422, OutsideServiceArea: 422}
 
 
 def install_error_handlers(app: FastAPI) -> None:

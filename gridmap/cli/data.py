@@ -144,3 +144,26 @@ def demo_load(
                   "(gridmap grids check verifies them)")
     console.print("rows not imported are listed by `gridmap import LAYER FILE` on the file concerned; "
                   "see data/taipei/README.md for why some are outside the territory", soft_wrap=True)
+
+
+@data_app.command("assign")
+def assign_command(
+    source: Annotated[Path, typer.Argument(help="reports: CSV with x, y, class[, case_type, accuracy, component_id], "
+                                                "GeoJSON, GPKG or GeoParquet")],
+    target: Annotated[Path, typer.Argument(help="where to write the decisions (same formats)")],
+    crs: Annotated[str | None, typer.Option(help="coordinates' system: wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn")] = None,
+) -> None:
+    """Assign reports in bulk to grid, road, component and department, with evidence."""
+    from gridmap.routing.exceptions import BadReport
+    from gridmap.routing.service import assign_file
+
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console)
+    try:
+        with progress, transaction() as session:
+            progress.add_task(f"assigning {source} …", total=None)
+            result = assign_file(session=session, source=source, target=target, crs=crs)
+    except (BadReport, OSError) as error:
+        raise fail(str(error)) from None
+    rejected = int(result["error"].notna().sum())
+    console.print(f"{len(result):,} reports → {target}: {int(result['ambiguous'].fillna(False).sum()):,} ambiguous, "
+                  f"{rejected:,} rejected (reason in the error column)")

@@ -1,0 +1,196 @@
+"""Assign reports to grid, road, component and department: one at a time against PostGIS, or in bulk.
+
+Both paths normalise the coordinates, gather candidates (the single path with a few indexed queries
+around the fix, the batch path from whole layers loaded once) and call the same
+:func:`gridmap.routing.decide.decide`, so they give the same answer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from gridmap.crs import PHONE_SYSTEMS, metric_crs, to_wgs84, transformer
+from gridmap.routing.decide import blank, decide
+from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
+from gridmap.routing.layers import Reference, layers_near, load_layers
+from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
+
+CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the case type first
+
+
+def known_classes(session: Session) -> dict[str, set[str]]:
+    rows = session.execute(text("""SELECT 'component', code FROM component_class WHERE length(code) = 4
+                                   UNION ALL SELECT 'event', code FROM event_class WHERE length(code) = 4""")).all()
+    known: dict[str, set[str]] = {"component": set(), "event": set()}
+    for case_type, code in rows:
+        known[case_type].add(code)
+    return known
+
+
+def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, known: dict[str, set[str]]):
+    """Return (case type, 4-digit class, error) per row; the type is inferred when not given.
+
+    ``10118`` / ``20102`` carry the type as a prefix (1 component, 2 event); a picked component makes a
+    component case; otherwise a class code found in one catalogue only decides.
+    """
+    codes = class_codes.fillna("").astype(str).str.strip()
+    prefixed = codes.str.fullmatch(r"[12][0-9]{4}")
+    case_type = given.where(given.notna(), codes.str[0].map(CASE_PREFIX).where(prefixed))
+    code = codes.where(~prefixed, codes.str[1:])
+    case_type = case_type.where(case_type.notna(), pd.Series(np.where(picked.notna(), "component", None)))
+    only_component = code.isin(known["component"]) & ~code.isin(known["event"])
+    only_event = code.isin(known["event"]) & ~code.isin(known["component"])
+    case_type = case_type.where(case_type.notna(), pd.Series(np.select(
+        [only_component, only_event], ["component", "event"], None), index=code.index).replace({"None": None}))
+    error = pd.Series(None, index=code.index, dtype=object)
+    bad_type = case_type.notna() & ~case_type.isin(["component", "event"])
+    error[bad_type] = "case_type must be 'component' or 'event'"
+    unknown = ~bad_type & case_type.notna() & ~pd.Series(
+        [c in known.get(t, set()) for c, t in zip(code, case_type)], index=code.index)
+    error[unknown] = "unknown " + case_type[unknown].astype(str) + " class " + code[unknown]
+    both = case_type.isna()
+    error[both & code.isin(known["component"])] = ("class " + code + " is both a component and an event class: "
+                                                   "give case_type, or write it 1" + code + " / 2" + code)
+    error[both & ~code.isin(known["component"]) & ~code.isin(known["event"])] = "unknown class " + code
+    return case_type, code, error
+
+
+def prepare(frame: pd.DataFrame, session: Session, metric) -> pd.DataFrame:
+    """Normalised inputs (``geom`` in the metric CRS, case type, class, accuracy) and input errors."""
+    n = len(frame)
+    column = lambda name: frame[name].reset_index(drop=True) if name in frame else pd.Series([None] * n)  # noqa: E731
+    picked = column("component_id").where(column("component_id").notna(), None)
+    case_type, code, error = case_types(column("class"), column("case_type"), picked, known_classes(session))
+    accuracy = pd.to_numeric(column("accuracy"), errors="coerce")
+    error = error.where(error.notna(), pd.Series(np.where(accuracy < 0, "accuracy must be 0 or more metres", None)))
+    to_metric = transformer(4326, metric)
+    x, y = to_metric.transform(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    return pd.DataFrame({"geom": shapely.points(x, y), "accuracy": accuracy, "case_type": case_type,
+                         "class_code": code, "component_id": picked, "input_error": error})
+
+
+def _finish(prepared: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
+    error = prepared["input_error"].where(prepared["input_error"].notna(), decided["error"])
+    decided = decided.drop(columns="error")
+    blank(decided, error.notna().to_numpy())
+    return decided.assign(case_type=prepared["case_type"], error=error)
+
+
+def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accuracy: float | None = None,
+               class_code: str, case_type: str | None = None, component_id: str | None = None) -> dict:
+    """Decide one report against the database and return the decision (a dict of :data:`OUTPUT` fields,
+    ``case_type``, ``lon``/``lat`` in WGS84 and ``evidence`` as a dict).
+
+    Raises :class:`BadReport` (bad class, CRS, coordinates, component) or :class:`OutsideServiceArea`.
+    """
+    try:
+        lon, lat = (float(np.ravel(v)[0]) for v in to_wgs84([x], [y], crs))
+    except ValueError as error:
+        raise BadReport(str(error)) from None
+    metric = metric_crs(session=session)
+    frame = pd.DataFrame({"lon": [lon], "lat": [lat], "accuracy": [accuracy], "class": [class_code],
+                          "case_type": [case_type], "component_id": [component_id]})
+    prepared = prepare(frame, session, metric)
+    if prepared["input_error"][0]:
+        raise UnknownClass(prepared["input_error"][0])
+    radius = max(accuracy or 0.0, MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M)
+    layers = layers_near(session=session, metric=metric, lon=lon, lat=lat, radius_m=radius,
+                         class_code=prepared["class_code"][0], component_id=component_id)
+    result = _finish(prepared, decide(prepared, layers, Reference.load(session, metric))).iloc[0].to_dict()
+    if result["error"]:
+        raise (OutsideServiceArea if "territory" in result["error"] else BadReport)(result["error"])
+    result = {key: plain(value) for key, value in result.items()}
+    result.update(lon=lon, lat=lat, evidence=json.loads(result["evidence"]))
+    return result
+
+
+def plain(value):
+    """A JSON-ready Python value: None for NaN, int/float for numpy numbers."""
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return None
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session, crs: str | None = None) -> gpd.GeoDataFrame:
+    """Assign every row of ``frame`` in one vectorised pass; return it with the decision columns added.
+
+    ``frame`` has point geometries (a GeoDataFrame) or ``x``/``y`` columns, and ``class`` (catalogue code),
+    optional ``case_type``, ``accuracy`` (m) and ``component_id``. ``crs`` names the coordinates' system when
+    it is not the frame's own: ``gcj02``, ``bd09``, ``wgs84``, ``cgcs2000`` or ``EPSG:nnnn``. Rows that cannot
+    be decided keep their place, with the reason in ``error``.
+    """
+    if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
+        x, y = shapely.get_x(frame.geometry.values), shapely.get_y(frame.geometry.values)
+        system = crs or (frame.crs.to_string() if frame.crs else None)
+    else:
+        x, y = pd.to_numeric(frame["x"], errors="coerce").to_numpy(), pd.to_numeric(frame["y"], errors="coerce").to_numpy()
+        system = crs
+    if system is None:
+        raise BadReport("the coordinates' system is unknown: give crs= (wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn)")
+    lon, lat = normalise(x, y, system)
+    metric = metric_crs(session=session)
+    rows = pd.DataFrame(frame.drop(columns=[frame.geometry.name]) if isinstance(frame, gpd.GeoDataFrame) else frame)
+    rows = rows.reset_index(drop=True).assign(lon=lon, lat=lat)
+    prepared = prepare(rows, session, metric)
+    bad = pd.isna(lon) | pd.isna(lat)
+    prepared.loc[bad, "input_error"] = prepared.loc[bad, "input_error"].fillna("impossible or missing coordinates")
+    prepared.loc[bad, "geom"] = shapely.Point()
+    classes = sorted(set(prepared.loc[prepared["case_type"] == "component", "class_code"].dropna()))
+    layers = load_layers(session=session, metric=metric, class_codes=classes)
+    decided = _finish(prepared, decide(prepared, layers, Reference.load(session, metric)))
+    result = pd.concat([rows.drop(columns=["lon", "lat"]), decided], axis=1)
+    return gpd.GeoDataFrame(result, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+
+
+def normalise(x: np.ndarray, y: np.ndarray, system: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row normalisation to WGS84; rows that are not possible coordinates become NaN."""
+    lon, lat = np.full(len(x), np.nan), np.full(len(x), np.nan)
+    ok = np.isfinite(x) & np.isfinite(y)
+    if system.strip().lower() in PHONE_SYSTEMS:
+        ok &= (np.abs(x) <= 180) & (np.abs(y) <= 90)
+    if ok.any():
+        try:
+            lon[ok], lat[ok] = to_wgs84(x[ok], y[ok], system)
+        except ValueError as error:
+            raise BadReport(str(error)) from None
+    return lon, lat
+
+
+def assign_file(*, session: Session, source: Path, target: Path, crs: str | None = None) -> gpd.GeoDataFrame:
+    """Assign the reports in ``source`` (CSV with x/y, GeoJSON, GPKG, GeoParquet) and write ``target``."""
+    source, target = Path(source), Path(target)
+    suffix = source.suffix.lower()
+    if suffix == ".csv":
+        frame = pd.read_csv(source, dtype={"class": str, "case_type": str, "component_id": str})
+        if "x" not in frame or "y" not in frame:
+            raise BadReport(f"{source}: a CSV needs x and y columns (it has {list(frame.columns)})")
+        crs = crs or "wgs84"
+    elif suffix in (".parquet", ".geoparquet"):
+        frame = gpd.read_parquet(source)
+    else:
+        frame = gpd.read_file(source)
+    if "class" not in frame:
+        raise BadReport(f"{source}: no 'class' column (catalogue code of each report)")
+    frame["class"] = frame["class"].astype(str)
+    result = assign(frame, session=session, crs=crs)
+    write(result, target)
+    return result
+
+
+def write(frame: gpd.GeoDataFrame, target: Path) -> None:
+    suffix = target.suffix.lower()
+    if suffix == ".csv":
+        out = pd.DataFrame(frame.drop(columns=frame.geometry.name))
+        out.assign(lon=frame.geometry.x, lat=frame.geometry.y).to_csv(target, index=False)
+    elif suffix in (".parquet", ".geoparquet"):
+        frame.to_parquet(target)
+    else:
+        frame.to_file(target)
