@@ -161,7 +161,7 @@ def test_a_picked_component_of_another_class_is_refused(session):
         assign_one(session=session, x=lon, y=lat, class_code="10210", component_id=code)
 
 
-def sample_points(session, n: int = 300) -> pd.DataFrame:
+def sample_points(session, n: int = 450) -> pd.DataFrame:
     """Points of every kind: random, on grid edges and corners, exactly on roads, between two components."""
     rng = np.random.default_rng(42)
     random = rng.uniform([121.50, 25.02], [121.58, 25.07], (n, 2))

@@ -80,18 +80,23 @@ def decide(points: pd.DataFrame, layers: Layers, ref: Reference) -> pd.DataFrame
     accuracy = points["accuracy"].fillna(0.0).to_numpy(dtype=float)
     out = pd.DataFrame(index=range(n))
     reasons: list[list[str]] = [[] for _ in range(n)]
-    evidence: list[dict] = [{"fix": {"x_m": round(shapely.get_x(p), 2), "y_m": round(shapely.get_y(p), 2),
-                                     "crs": ref.metric.to_string(), "accuracy_m": a}}
-                            for p, a in zip(geom, points["accuracy"].astype(object).where(points["accuracy"].notna(), None))]
+    crs_name = ref.metric.to_string()
+    xs, ys = np.round(shapely.get_x(geom), 2).tolist(), np.round(shapely.get_y(geom), 2).tolist()
+    given = points["accuracy"].astype(object).where(points["accuracy"].notna(), None).tolist()
+    evidence: list[dict] = [{"fix": {"x_m": x, "y_m": y, "crs": crs_name, "accuracy_m": a}}
+                            for x, y, a in zip(xs, ys, given)]
 
     # 1. unit grid: containing grid, lowest code on an edge; others within the accuracy circle
     grids = layers.grids
     near_grids = ranked(pairs(geom, grids["geom"].to_numpy(), np.maximum(accuracy, ON_EDGE_M)), grids["code"])
     containing = near_grids[near_grids["distance"] <= ON_EDGE_M]
     chosen = containing.groupby("point")["feature"].first().reindex(range(n))
-    for p, codes in containing.groupby("point")["code"].agg(list).items():
-        evidence[p]["unit_grid"] = {"code": codes[0], "how": "contains the fix" if len(codes) == 1 else
-                                    f"the fix lies on the shared edge of {codes}: the lowest code wins"}
+    shared = containing["point"].duplicated(keep=False).to_numpy()
+    for p, code in containing.loc[~shared, ["point", "code"]].itertuples(index=False):
+        evidence[p]["unit_grid"] = {"code": code, "how": "contains the fix"}
+    for p, codes in containing[shared].groupby("point")["code"].agg(list).items():
+        evidence[p]["unit_grid"] = {"code": codes[0], "how": f"the fix lies on the shared edge of {codes}: "
+                                                             "the lowest code wins"}
     out["error"] = np.where(chosen.isna(), "outside the city's territory (no unit grid contains the fix)", None)
     g = grids.reindex(chosen.to_numpy()).reset_index(drop=True)
     for column, source in (("unit_grid", "code"), ("duty_grid", "duty_grid"), ("community", "community"),
@@ -215,7 +220,10 @@ def departments(points, out, grid, road, comp, ref: Reference, evidence) -> tupl
     })
     open_rows = np.flatnonzero(pd.isna(department) & out["error"].isna().to_numpy())
     for key, rows in keys.iloc[open_rows].groupby(list(keys.columns), dropna=False).groups.items():
-        chain = rule_chain(dict(zip(keys.columns, key)), ref)
+        values = dict(zip(keys.columns, key))
+        values["place"] = tuple(values[c] for c in ("case_type", "class_code", "district_id", "street_id",
+                                                    "road_grade", "area_class"))
+        chain = rule_chain(values, ref)
         rows = np.asarray(rows)
         winner = next((step for step in chain if step["resolvable"]), None)
         for p in rows:
@@ -233,22 +241,31 @@ def departments(points, out, grid, road, comp, ref: Reference, evidence) -> tupl
 
 def rule_chain(key: dict, ref: Reference) -> list[dict]:
     """The rules that apply to ``key``, most specific first, each with whether it can be resolved."""
-    rules = ref.rules
+    cached = ref.chains.get(key["place"])
+    if cached is None:
+        cached = ref.chains[key["place"]] = _applicable(key, ref.rules)
+    return [{**step, "resolvable": step["target"] == "department" or bool(key.get(f"has_{step['target']}", False))}
+            for step in cached]
+
+
+def _applicable(key: dict, rules: pd.DataFrame) -> list[dict]:
     cls = key["class_code"] or ""
-    match = (rules["case_type"] == key["case_type"]) & (
-        rules["class_code"].isna() | (rules["class_code"] == cls) | (rules["class_code"] == cls[:2]))
-    for column, value in (("district_id", key["district_id"]), ("street_id", key["street_id"]),
-                          ("road_grade_code", key["road_grade"]), ("area_class", key["area_class"])):
-        match &= rules[column].isna() | (rules[column] == value if pd.notna(value) else False)
-    found = rules[match].copy()
-    found["specificity"] = (found["class_code"].fillna("").str.len().map({4: 200, 2: 100, 0: 0})
-                            + 8 * found["street_id"].notna() + 4 * found["district_id"].notna()
-                            + 2 * found["road_grade_code"].notna() + 1 * found["area_class"].notna())
-    found = found.sort_values(["specificity", "priority", "code"], ascending=[False, False, True])
-    return [{"rule": row.code, "target": row.target, "department": row.department if pd.notna(row.department) else None,
-             "specificity": int(row.specificity),
-             "resolvable": row.target == "department" or bool(key.get(f"has_{row.target}", False))}
-            for row in found.itertuples()]
+    place = {"district_id": key["district_id"], "street_id": key["street_id"],
+             "road_grade_code": key["road_grade"], "area_class": key["area_class"]}
+    found = []
+    for rule in rules.to_dict("records"):
+        if rule["case_type"] != key["case_type"] or not (
+                pd.isna(rule["class_code"]) or rule["class_code"] in (cls, cls[:2])):
+            continue
+        if any(pd.notna(rule[c]) and (pd.isna(v) or rule[c] != v) for c, v in place.items()):
+            continue
+        specificity = ({4: 200, 2: 100}.get(len(rule["class_code"]), 0) if pd.notna(rule["class_code"]) else 0) \
+            + sum(weight for c, weight in (("street_id", 8), ("district_id", 4), ("road_grade_code", 2),
+                                           ("area_class", 1)) if pd.notna(rule[c]))
+        found.append((-specificity, -rule["priority"], rule["code"], rule, specificity))
+    return [{"rule": rule["code"], "target": rule["target"],
+             "department": rule["department"] if pd.notna(rule["department"]) else None, "specificity": spec}
+            for *_order, rule, spec in sorted(found, key=lambda item: item[:3])]
 
 
 def time_limits(points: pd.DataFrame, out: pd.DataFrame, ref: Reference) -> pd.DataFrame:

@@ -7,7 +7,7 @@ so both reach the same answer by the same code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,7 @@ class Reference:
     street_offices: dict[int, str]  # district id → its street office's code
     classes: pd.DataFrame  # case_type, code, name, road_bound, limit_a/b/c, limit_unit
     metric: CRS
+    chains: dict = field(default_factory=dict)  # applicable rules per place, filled as decisions need them
 
     @classmethod
     def load(cls, session: Session, metric: CRS) -> Reference:

@@ -1,0 +1,164 @@
+"""Batch assignment on a synthetic city, against geopandas.sjoin and a PostGIS set join, and the
+latency of single decisions on the demo city.
+
+Run: ``.venv/bin/python bench/assign.py [--points 1000000]`` after ``make setup``. It builds a city
+of ≈100,000 unit grids (100 m squares), ≈50,000 road segments and 1,000,000 components, assigns the
+points in one batch (grid, road, component, department, time limit, ambiguity, evidence), times in the
+same run ``geopandas.sjoin(points, grids)`` and the same grid join as one PostGIS statement, and prints
+the ratios (targets: full assignment ≤ 2 × sjoin, ≥ 10 × faster than PostGIS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from pyproj import CRS
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.orm import Session
+
+from gridmap.config import load_settings
+from gridmap.db.engine import database_url
+from gridmap.routing.decide import decide
+from gridmap.routing.layers import Layers, Reference
+from gridmap.routing.service import assign_one
+
+METRIC = CRS.from_epsg(3826)
+SIDE, CELLS = 100.0, 316  # 316² ≈ 100,000 unit grids of 100 m
+GRADES = np.array(["grade1", "grade2", "grade3", "grade4", "lane"])
+CLASSES = np.array(["0101", "0102", "0103", "0118", "0203", "0209", "0210", "0305", "0402", "0136"])
+
+
+def synthetic_city(rng: np.random.Generator, components: int) -> Layers:
+    i, j = np.meshgrid(np.arange(CELLS), np.arange(CELLS))
+    x0, y0 = 290_000 + i.ravel() * SIDE, 2_760_000 + j.ravel() * SIDE
+    grids = pd.DataFrame({"code": [f"630050{k // 500:06d}{k % 500:03d}" for k in range(x0.size)],
+                          "duty_grid": None, "community": None, "street": None, "district": "630050",
+                          "district_id": 1, "street_id": None, "area_class": rng.choice(["A", "B", "C"], x0.size),
+                          "grid_department": "JD-630050", "geom": shapely.box(x0, y0, x0 + SIDE, y0 + SIDE)})
+    # roads along every other grid line, cut into 200 m segments: ≈50,000 segments
+    k = np.arange(0, CELLS, 2)
+    starts = np.array([(a, b) for a in k for b in range(0, CELLS - 2, 2)], dtype=float) * SIDE
+    horizontal = shapely.linestrings(np.stack([
+        np.column_stack([290_000 + starts[:, 1], 2_760_000 + starts[:, 0]]),
+        np.column_stack([290_000 + starts[:, 1] + 2 * SIDE, 2_760_000 + starts[:, 0]])], axis=1))
+    vertical = shapely.linestrings(np.stack([
+        np.column_stack([290_000 + starts[:, 0], 2_760_000 + starts[:, 1]]),
+        np.column_stack([290_000 + starts[:, 0], 2_760_000 + starts[:, 1] + 2 * SIDE])], axis=1))
+    lines = np.concatenate([horizontal, vertical])
+    roads = pd.DataFrame({"code": [f"r{n}" for n in range(lines.size)], "name": None,
+                          "grade": rng.choice(GRADES, lines.size), "maintenance": "SZ", "cleaning": "HW-630050",
+                          "geom": lines})
+    xy = rng.uniform([290_000, 2_760_000], [290_000 + CELLS * SIDE, 2_760_000 + CELLS * SIDE], (components, 2))
+    parts = pd.DataFrame({"code": [f"630050{c}{n:06d}" for c, n in zip(rng.choice(CLASSES, components), range(components))],
+                          "version": 1, "name": None, "maintainer": "GJ", "owner": "GJ",
+                          "geom": shapely.points(xy)})
+    parts["class_code"] = parts["code"].str[6:10]
+    return Layers(grids=grids, roads=roads, components=parts)
+
+
+def reference() -> Reference:
+    rules = pd.DataFrame({"code": ["E-ANY", "C-ANY", "E-0104"], "case_type": ["event", "component", "event"],
+                          "class_code": [None, None, "0104"], "district_id": None, "street_id": None,
+                          "road_grade_code": None, "area_class": None,
+                          "target": ["street_office", "street_office", "road_cleaning"], "department": None,
+                          "priority": 0})
+    classes = pd.DataFrame({"case_type": ["component"] * len(CLASSES) + ["event", "event"],
+                            "code": [*CLASSES, "0102", "0104"], "name": "", "road_bound": False,
+                            "limit_a": 2.0, "limit_b": 4.0, "limit_c": 8.0, "limit_unit": "hour"})
+    return Reference(rules=rules, street_offices={1: "JD-630050"}, classes=classes, metric=METRIC)
+
+
+def postgis_join(url: str, grids: pd.DataFrame, points: np.ndarray) -> float:
+    """Time the grid join as one PostGIS statement (loading the tables is not timed)."""
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        raw.execute("CREATE TEMP TABLE bench_grid (code text, geom geometry(Polygon, 3826))")
+        raw.execute("CREATE TEMP TABLE bench_point (id int, geom geometry(Point, 3826))")
+        with raw.cursor().copy("COPY bench_grid FROM STDIN") as copy:
+            for code, wkb in zip(grids["code"], shapely.to_wkb(grids["geom"].to_numpy(), hex=True, include_srid=False)):
+                copy.write_row((code, f"SRID=3826;{shapely.from_wkb(wkb).wkt}"))
+        with raw.cursor().copy("COPY bench_point FROM STDIN") as copy:
+            for n, (x, y) in enumerate(shapely.get_coordinates(points)):
+                copy.write_row((n, f"SRID=3826;POINT({x} {y})"))
+        raw.execute("CREATE INDEX ON bench_grid USING gist (geom); ANALYZE bench_grid; ANALYZE bench_point")
+        start = time.perf_counter()
+        raw.execute("CREATE TEMP TABLE bench_join AS SELECT p.id, g.code FROM bench_point p "
+                    "JOIN bench_grid g ON ST_Intersects(g.geom, p.geom)")
+        elapsed = time.perf_counter() - start
+    engine.dispose()
+    return elapsed
+
+
+def single_latency(url: str, runs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Wall time and database time of single decisions on the demo city (random fixes in central Taipei)."""
+    engine = create_engine(url)
+    db_time = [0.0]
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _start(conn, cursor, statement, parameters, context, executemany):
+        conn.info["t"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _stop(conn, cursor, statement, parameters, context, executemany):
+        db_time[0] += time.perf_counter() - conn.info["t"]
+
+    rng = np.random.default_rng(3)
+    walls, dbs = [], []
+    with Session(engine) as session:
+        assign_one(session=session, x=121.53, y=25.04, class_code="20102")  # warm caches
+        for lon, lat in rng.uniform([121.51, 25.03], [121.56, 25.06], (runs, 2)):
+            db_time[0] = 0.0
+            start = time.perf_counter()
+            assign_one(session=session, x=lon, y=lat, accuracy=10, class_code="20104")
+            walls.append(time.perf_counter() - start)
+            dbs.append(db_time[0])
+    engine.dispose()
+    return np.array(walls) * 1000, np.array(dbs) * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--points", type=int, default=1_000_000)
+    parser.add_argument("--components", type=int, default=1_000_000)
+    parser.add_argument("--single", type=int, default=300)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    layers = synthetic_city(rng, args.components)
+    print(f"synthetic city: {len(layers.grids):,} unit grids, {len(layers.roads):,} roads, "
+          f"{len(layers.components):,} components; {args.points:,} points")
+    xy = rng.uniform([290_000, 2_760_000], [290_000 + CELLS * SIDE, 2_760_000 + CELLS * SIDE], (args.points, 2))
+    points = pd.DataFrame({"geom": shapely.points(xy), "accuracy": rng.choice([5.0, 10.0, 20.0], args.points),
+                           "case_type": rng.choice(["component", "event"], args.points),
+                           "component_id": None})
+    points["class_code"] = np.where(points["case_type"] == "component", rng.choice(CLASSES, args.points),
+                                    rng.choice(["0102", "0104"], args.points))
+    start = time.perf_counter()
+    decided = decide(points, layers, reference())
+    ours = time.perf_counter() - start
+    grid_frame = gpd.GeoDataFrame(layers.grids[["code"]], geometry=layers.grids["geom"].to_numpy(), crs=METRIC)
+    point_frame = gpd.GeoDataFrame(geometry=points["geom"].to_numpy(), crs=METRIC)
+    start = time.perf_counter()
+    joined = gpd.sjoin(point_frame, grid_frame, predicate="intersects")
+    sjoin = time.perf_counter() - start
+    url = database_url(load_settings().database)
+    postgis = postgis_join(url, layers.grids, points["geom"].to_numpy())
+    print(f"gridmap batch assignment : {ours:7.2f} s ({decided['unit_grid'].notna().sum():,} decided, "
+          f"{decided['ambiguous'].fillna(False).sum():,} ambiguous)")
+    print(f"geopandas.sjoin (grid)   : {sjoin:7.2f} s ({len(joined):,} pairs)")
+    print(f"PostGIS grid join        : {postgis:7.2f} s")
+    print(f"ratio assignment / sjoin : {ours / sjoin:5.2f}  (target ≤ 2)")
+    print(f"ratio PostGIS / assign   : {postgis / ours:5.2f}  (target ≥ 10)")
+    walls, dbs = single_latency(url, args.single)
+    print(f"single decision, demo city, {args.single} runs: wall p50 {np.percentile(walls, 50):.1f} ms, "
+          f"p99 {np.percentile(walls, 99):.1f} ms; database p50 {np.percentile(dbs, 50):.1f} ms, "
+          f"p99 {np.percentile(dbs, 99):.1f} ms (target well under 5 ms)")
+
+
+if __name__ == "__main__":
+    main()
