@@ -76,6 +76,9 @@ def decide(points: pd.DataFrame, layers: Layers, ref: Reference) -> pd.DataFrame
     """Decide every row of ``points`` (columns ``geom`` in the metric CRS, ``accuracy``, ``case_type``,
     ``class_code``, ``component_id``); return the :data:`OUTPUT` columns plus ``error`` for rejected rows."""
     n = len(points)
+    # plain object arrays: pyarrow-backed strings cost a conversion on every access
+    points = _objects(points)
+    layers = Layers(_objects(layers.grids), _objects(layers.roads), _objects(layers.components))
     geom = points["geom"].to_numpy()
     accuracy = points["accuracy"].fillna(0.0).to_numpy(dtype=float)
     out = pd.DataFrame(index=range(n))
@@ -153,6 +156,11 @@ def decide(points: pd.DataFrame, layers: Layers, ref: Reference) -> pd.DataFrame
     return out
 
 
+def _objects(frame: pd.DataFrame) -> pd.DataFrame:
+    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) and frame[c].dtype != object]
+    return frame.astype({c: object for c in text}) if text else frame
+
+
 def blank(out: pd.DataFrame, rejected: np.ndarray) -> None:
     """Clear the decision of rejected rows (their reason is in ``error``)."""
     if rejected.any():
@@ -164,11 +172,16 @@ def blank(out: pd.DataFrame, rejected: np.ndarray) -> None:
 def choose_components(points, components, geom, accuracy, out, reasons, evidence) -> pd.DataFrame:
     n = len(points)
     wanted = (points["case_type"] == "component").to_numpy()
-    radius = np.where(wanted, np.maximum(SNAP_RADIUS_M, accuracy), -1.0)
-    near = pairs(geom, components["geom"].to_numpy(), radius)
-    same_class = components["class_code"].to_numpy()[near["feature"].to_numpy()] == \
-        points["class_code"].to_numpy()[near["point"].to_numpy()]
-    near = ranked(near[same_class], components["code"])
+    radius = np.maximum(SNAP_RADIUS_M, accuracy)
+    # one search per class, among the components of that class only
+    found = []
+    for cls, rows in pd.Series(np.flatnonzero(wanted)).groupby(points["class_code"].to_numpy()[wanted]):
+        members = np.flatnonzero(components["class_code"].to_numpy() == cls)
+        near = pairs(geom[rows.to_numpy()], components["geom"].to_numpy()[members], radius[rows.to_numpy()])
+        found.append(pd.DataFrame({"point": rows.to_numpy()[near["point"].to_numpy()],
+                                   "feature": members[near["feature"].to_numpy()], "distance": near["distance"]}))
+    near = pd.concat(found, ignore_index=True) if found else pairs(geom[:0], components["geom"].to_numpy()[:0], 0.0)
+    near = ranked(near, components["code"])
     first, second = first_two(near, n)
     picked_id = points["component_id"].to_numpy()
     index = pd.Series(range(len(components)), index=components["code"])
