@@ -14,7 +14,7 @@ from api.main import create_app
 from gridmap.config import DatabaseSettings, Settings
 from gridmap.crs import gcj02_to_bd09, wgs84_to_gcj02
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
-from gridmap.routing.service import assign, assign_one
+from gridmap.routing.service import assign_one
 
 COMPARED = ["unit_grid", "duty_grid", "road_id", "road_grade", "component_id", "component_version", "department",
             "rule", "time_limit", "time_limit_unit", "ambiguous", "ambiguity_reason"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS
+from pyproj import CRS, Transformer
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,15 @@ SELECT p.code, p.class_code, p.version, p.name, mt.code AS maintainer, ow.code A
 FROM component p LEFT JOIN department mt ON mt.id = p.maintainer_department_id
 LEFT JOIN department ow ON ow.id = p.owner_department_id WHERE p.status <> '移除' {where}"""
 
+# what the reference tables look like now: one cheap query instead of reloading them for every decision
+STAMP_SQL = """
+SELECT (SELECT metric_srid FROM city), (SELECT max(updated_at) FROM city),
+       (SELECT (max(updated_at), count(*))::text FROM responsibility_rule),
+       (SELECT (max(updated_at), count(*))::text FROM department),
+       (SELECT (max(updated_at), count(*))::text FROM component_class),
+       (SELECT (max(updated_at), count(*))::text FROM event_class)"""
+_CACHE: dict[tuple, Reference] = {}
+
 NEAR = "AND {alias}.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :degrees)"
 
 
@@ -58,6 +67,21 @@ class Reference:
     classes: pd.DataFrame  # case_type, code, name, road_bound, limit_a/b/c, limit_unit
     metric: CRS
     chains: dict = field(default_factory=dict)  # applicable rules per place, filled as decisions need them
+
+    @property
+    def known(self) -> dict[str, set[str]]:
+        """The minor classes of each case type."""
+        return {t: set(self.classes.loc[self.classes["case_type"] == t, "code"]) for t in ("component", "event")}
+
+    @classmethod
+    def current(cls, session: Session) -> Reference:
+        """The reference tables, reused while none of them (nor the city's CRS) has changed."""
+        stamp = tuple(session.execute(text(STAMP_SQL)).one())
+        key = (str(session.get_bind().engine.url), stamp)
+        if key not in _CACHE:
+            _CACHE.clear()
+            _CACHE[key] = cls.load(session, CRS.from_epsg(stamp[0]))
+        return _CACHE[key]
 
     @classmethod
     def load(cls, session: Session, metric: CRS) -> Reference:

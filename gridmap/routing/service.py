@@ -14,25 +14,15 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridmap.crs import PHONE_SYSTEMS, metric_crs, to_wgs84, transformer
+from gridmap.crs import PHONE_SYSTEMS, to_wgs84, transformer
 from gridmap.routing.decide import blank, decide
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
 from gridmap.routing.layers import Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
 
 CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the case type first
-
-
-def known_classes(session: Session) -> dict[str, set[str]]:
-    rows = session.execute(text("""SELECT 'component', code FROM component_class WHERE length(code) = 4
-                                   UNION ALL SELECT 'event', code FROM event_class WHERE length(code) = 4""")).all()
-    known: dict[str, set[str]] = {"component": set(), "event": set()}
-    for case_type, code in rows:
-        known[case_type].add(code)
-    return known
 
 
 def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, known: dict[str, set[str]]):
@@ -63,16 +53,15 @@ def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, know
     return case_type, code, error
 
 
-def prepare(frame: pd.DataFrame, session: Session, metric) -> pd.DataFrame:
+def prepare(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     """Normalised inputs (``geom`` in the metric CRS, case type, class, accuracy) and input errors."""
     n = len(frame)
     column = lambda name: frame[name].reset_index(drop=True) if name in frame else pd.Series([None] * n)  # noqa: E731
     picked = column("component_id").where(column("component_id").notna(), None)
-    case_type, code, error = case_types(column("class"), column("case_type"), picked, known_classes(session))
+    case_type, code, error = case_types(column("class"), column("case_type"), picked, ref.known)
     accuracy = pd.to_numeric(column("accuracy"), errors="coerce")
     error = error.where(error.notna(), pd.Series(np.where(accuracy < 0, "accuracy must be 0 or more metres", None)))
-    to_metric = transformer(4326, metric)
-    x, y = to_metric.transform(frame["lon"].to_numpy(), frame["lat"].to_numpy())
+    x, y = transformer(4326, ref.metric).transform(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     return pd.DataFrame({"geom": shapely.points(x, y), "accuracy": accuracy, "case_type": case_type,
                          "class_code": code, "component_id": picked, "input_error": error})
 
@@ -95,16 +84,16 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
         lon, lat = (float(np.ravel(v)[0]) for v in to_wgs84([x], [y], crs))
     except ValueError as error:
         raise BadReport(str(error)) from None
-    metric = metric_crs(session=session)
+    ref = Reference.current(session)
     frame = pd.DataFrame({"lon": [lon], "lat": [lat], "accuracy": [accuracy], "class": [class_code],
                           "case_type": [case_type], "component_id": [component_id]})
-    prepared = prepare(frame, session, metric)
+    prepared = prepare(frame, ref)
     if prepared["input_error"][0]:
         raise UnknownClass(prepared["input_error"][0])
     radius = max(accuracy or 0.0, MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M)
-    layers = layers_near(session=session, metric=metric, lon=lon, lat=lat, radius_m=radius,
+    layers = layers_near(session=session, metric=ref.metric, lon=lon, lat=lat, radius_m=radius,
                          class_code=prepared["class_code"][0], component_id=component_id)
-    result = _finish(prepared, decide(prepared, layers, Reference.load(session, metric))).iloc[0].to_dict()
+    result = _finish(prepared, decide(prepared, layers, ref)).iloc[0].to_dict()
     if result["error"]:
         raise (OutsideServiceArea if "territory" in result["error"] else BadReport)(result["error"])
     result = {key: plain(value) for key, value in result.items()}
@@ -136,16 +125,16 @@ def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session, crs: str
     if system is None:
         raise BadReport("the coordinates' system is unknown: give crs= (wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn)")
     lon, lat = normalise(x, y, system)
-    metric = metric_crs(session=session)
+    ref = Reference.current(session)
     rows = pd.DataFrame(frame.drop(columns=[frame.geometry.name]) if isinstance(frame, gpd.GeoDataFrame) else frame)
     rows = rows.reset_index(drop=True).assign(lon=lon, lat=lat)
-    prepared = prepare(rows, session, metric)
+    prepared = prepare(rows, ref)
     bad = pd.isna(lon) | pd.isna(lat)
     prepared.loc[bad, "input_error"] = prepared.loc[bad, "input_error"].fillna("impossible or missing coordinates")
     prepared.loc[bad, "geom"] = shapely.Point()
     classes = sorted(set(prepared.loc[prepared["case_type"] == "component", "class_code"].dropna()))
-    layers = load_layers(session=session, metric=metric, class_codes=classes)
-    decided = _finish(prepared, decide(prepared, layers, Reference.load(session, metric)))
+    layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
+    decided = _finish(prepared, decide(prepared, layers, ref))
     result = pd.concat([rows.drop(columns=["lon", "lat"]), decided], axis=1)
     return gpd.GeoDataFrame(result, geometry=gpd.points_from_xy(lon, lat), crs=4326)
 

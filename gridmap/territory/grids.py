@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from gridmap.crs import metric_crs
 from gridmap.db.base import STORAGE_SRID
 from gridmap.io.importer import import_layer
-from gridmap.territory.generate import MAX_CELLS, GridOptions, community_target, generate_cells, sequence_order
+from gridmap.territory.generate import GridOptions, community_target, generate_cells, sequence_order
 
 #: grades whose roads make a cell area class A (core) when they bound or cross it
 CORE_GRADES = ("special", "grade1")
