@@ -8,6 +8,7 @@ so both reach the same answer by the same code.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -68,7 +69,7 @@ class Reference:
     metric: CRS
     chains: dict = field(default_factory=dict)  # applicable rules per place, filled as decisions need them
 
-    @property
+    @cached_property
     def known(self) -> dict[str, set[str]]:
         """The minor classes of each case type."""
         return {t: set(self.classes.loc[self.classes["case_type"] == t, "code"]) for t in ("component", "event")}

@@ -35,11 +35,11 @@ def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, know
     prefixed = codes.str.fullmatch(r"[12][0-9]{4}")
     case_type = given.where(given.notna(), codes.str[0].map(CASE_PREFIX).where(prefixed))
     code = codes.where(~prefixed, codes.str[1:])
-    case_type = case_type.where(case_type.notna(), pd.Series(np.where(picked.notna(), "component", None)))
-    only_component = code.isin(known["component"]) & ~code.isin(known["event"])
-    only_event = code.isin(known["event"]) & ~code.isin(known["component"])
-    case_type = case_type.where(case_type.notna(), pd.Series(np.select(
-        [only_component, only_event], ["component", "event"], None), index=code.index).replace({"None": None}))
+    inferred = pd.Series(None, index=code.index, dtype=object)
+    inferred[code.isin(known["event"]) & ~code.isin(known["component"])] = "event"
+    inferred[code.isin(known["component"]) & ~code.isin(known["event"])] = "component"
+    inferred[picked.notna().to_numpy()] = "component"
+    case_type = case_type.where(case_type.notna(), inferred)
     error = pd.Series(None, index=code.index, dtype=object)
     bad_type = case_type.notna() & ~case_type.isin(["component", "event"])
     error[bad_type] = "case_type must be 'component' or 'event'"
@@ -55,8 +55,9 @@ def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, know
 
 def prepare(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     """Normalised inputs (``geom`` in the metric CRS, case type, class, accuracy) and input errors."""
-    n = len(frame)
-    column = lambda name: frame[name].reset_index(drop=True) if name in frame else pd.Series([None] * n)  # noqa: E731
+    def column(name: str) -> pd.Series:
+        return frame[name].reset_index(drop=True) if name in frame else pd.Series([None] * len(frame), dtype=object)
+
     picked = column("component_id").where(column("component_id").notna(), None)
     case_type, code, error = case_types(column("class"), column("case_type"), picked, ref.known)
     accuracy = pd.to_numeric(column("accuracy"), errors="coerce")
