@@ -21,9 +21,8 @@ How a fix is decided (the evidence records each step):
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
+import orjson
 import pandas as pd
 import shapely
 
@@ -152,7 +151,7 @@ def decide(points: pd.DataFrame, layers: Layers, ref: Reference) -> pd.DataFrame
     out["ambiguous"] = [bool(x) for x in reasons]
     out["ambiguity_reason"] = ["; ".join(x) if x else None for x in reasons]
     blank(out, out["error"].notna().to_numpy())
-    out["evidence"] = [json.dumps(e, ensure_ascii=False, default=str) for e in evidence]
+    out["evidence"] = [orjson.dumps(e, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode() for e in evidence]
     return out
 
 

@@ -7,11 +7,11 @@ around the fix, the batch path from whole layers loaded once) and call the same
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import orjson
 import pandas as pd
 import shapely
 from sqlalchemy.orm import Session
@@ -98,7 +98,7 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
     if result["error"]:
         raise (OutsideServiceArea if "territory" in result["error"] else BadReport)(result["error"])
     result = {key: plain(value) for key, value in result.items()}
-    result.update(lon=lon, lat=lat, evidence=json.loads(result["evidence"]))
+    result.update(lon=lon, lat=lat, evidence=orjson.loads(result["evidence"]))
     return result
 
 
