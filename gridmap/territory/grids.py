@@ -96,7 +96,7 @@ def generate_unit_grids(
     lines, main = roads.geometry, roads["grade_code"].isin(MAIN_GRADES).to_numpy()
     if barriers is not None and len(barriers):
         lines = pd.concat([lines, barriers.to_crs(crs)], ignore_index=True)
-        main = np.concatenate([main, np.ones(len(barriers), dtype=bool)])  # never merge across a wall or river
+        main = np.concatenate([main, np.ones(len(barriers), dtype=bool)])  # like main roads: merged across last
     lines = gpd.GeoSeries(lines.values, crs=crs)
     cells = generate_cells(communities[["code", "geom"]].rename_geometry("geometry"), lines, options, main=main)
     cells["area_class"] = area_classes(cells, roads, options)
