@@ -66,7 +66,7 @@ def reference() -> Reference:
                           "class_code": [None, None, "0104"], "district_id": None, "street_id": None,
                           "road_grade_code": None, "area_class": None,
                           "target": ["street_office", "street_office", "road_cleaning"], "department": None,
-                          "priority": 0})
+                          "priority": 0, "note": None})
     classes = pd.DataFrame({"case_type": ["component"] * len(CLASSES) + ["event", "event"],
                             "code": [*CLASSES, "0102", "0104"], "name": "", "road_bound": False,
                             "limit_a": 2.0, "limit_b": 4.0, "limit_c": 8.0, "limit_unit": "hour"})

@@ -7,17 +7,15 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from api.deps import SessionDep
-from gridmap.departments.service import RuleMatch, matching_rules
-from gridmap.io.export import read_layer
+from gridmap.departments.service import RuleMatch, list_departments, matching_rules
 
 router = APIRouter(tags=["departments"])
 
 
 @router.get("/departments")
-def list_departments(session: SessionDep) -> list[dict]:
+def get_departments(session: SessionDep) -> list[dict]:
     """List the departments and street offices."""
-    frame = read_layer(session=session, name="department")
-    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return list_departments(session=session)
 
 
 @router.get("/rules/match")

@@ -10,29 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-SPECIFICITY_SQL = """
-    (CASE length(coalesce(r.class_code, '')) WHEN 4 THEN 200 WHEN 2 THEN 100 ELSE 0 END)
-    + (CASE WHEN r.street_id IS NOT NULL THEN 8 ELSE 0 END)
-    + (CASE WHEN r.district_id IS NOT NULL THEN 4 ELSE 0 END)
-    + (CASE WHEN r.road_grade_code IS NOT NULL THEN 2 ELSE 0 END)
-    + (CASE WHEN r.area_class IS NOT NULL THEN 1 ELSE 0 END)
-"""
+RULES_SQL = """
+SELECT r.code, r.case_type, r.class_code, r.district_id, r.street_id, r.road_grade_code, r.area_class,
+       r.target, d.code AS department, r.priority, r.note
+FROM responsibility_rule r LEFT JOIN department d ON d.id = r.department_id"""
 
-MATCHING_RULES_SQL = f"""
-SELECT r.code, r.target, d.code AS department_code, r.class_code, r.priority, r.note,
-       {SPECIFICITY_SQL} AS specificity
-FROM responsibility_rule r LEFT JOIN department d ON d.id = r.department_id
-WHERE r.case_type = :case_type
-  AND (r.class_code IS NULL OR r.class_code = :class_code OR r.class_code = left(:class_code, 2))
-  AND (r.district_id IS NULL OR r.district_id = :district_id)
-  AND (r.street_id IS NULL OR r.street_id = :street_id)
-  AND (r.road_grade_code IS NULL OR r.road_grade_code = :road_grade)
-  AND (r.area_class IS NULL OR r.area_class = :area_class)
-ORDER BY specificity DESC, r.priority DESC, r.code
-"""
+#: weight each qualifier adds to a rule's specificity
+QUALIFIER_WEIGHTS = (("street_id", 8), ("district_id", 4), ("road_grade_code", 2), ("area_class", 1))
 
 
 @dataclass(frozen=True)
@@ -46,6 +34,35 @@ class RuleMatch:
     specificity: int
 
 
+def load_rules(*, session: Session) -> pd.DataFrame:
+    """All responsibility rules, one row each, with their department's code."""
+    return pd.read_sql(text(RULES_SQL), session.connection())
+
+
+def applicable_rules(
+    rules: pd.DataFrame, *, case_type: str, class_code: str, district_id=None, street_id=None,
+    road_grade: str | None = None, area_class: str | None = None,
+) -> list[RuleMatch]:
+    """The rules among ``rules`` that apply to a case at this place, the winner first."""
+    cls = class_code or ""
+    place = {"district_id": district_id, "street_id": street_id, "road_grade_code": road_grade,
+             "area_class": area_class}
+    found = []
+    for rule in rules.to_dict("records"):
+        if rule["case_type"] != case_type or not (pd.isna(rule["class_code"]) or rule["class_code"] in (cls, cls[:2])):
+            continue
+        if any(pd.notna(rule[c]) and (pd.isna(v) or rule[c] != v) for c, v in place.items()):
+            continue
+        specificity = ({4: 200, 2: 100}[len(rule["class_code"])] if pd.notna(rule["class_code"]) else 0) \
+            + sum(weight for column, weight in QUALIFIER_WEIGHTS if pd.notna(rule[column]))
+        found.append(RuleMatch(
+            code=rule["code"], target=rule["target"],
+            department_code=rule["department"] if pd.notna(rule["department"]) else None,
+            class_code=rule["class_code"] if pd.notna(rule["class_code"]) else None, priority=int(rule["priority"]),
+            note=rule["note"] if pd.notna(rule["note"]) else None, specificity=specificity))
+    return sorted(found, key=lambda match: (-match.specificity, -match.priority, match.code))
+
+
 def matching_rules(
     *,
     session: Session,
@@ -57,12 +74,8 @@ def matching_rules(
     area_class: str | None = None,
 ) -> list[RuleMatch]:
     """Return every rule that applies, the winner first."""
-    rows = session.execute(
-        text(MATCHING_RULES_SQL),
-        dict(case_type=case_type, class_code=class_code, district_id=district_id, street_id=street_id,
-             road_grade=road_grade, area_class=area_class),
-    ).mappings()
-    return [RuleMatch(**row) for row in rows]
+    return applicable_rules(load_rules(session=session), case_type=case_type, class_code=class_code,
+                            district_id=district_id, street_id=street_id, road_grade=road_grade, area_class=area_class)
 
 
 def uncovered_classes(*, session: Session) -> list[tuple[str, str]]:
@@ -81,3 +94,11 @@ def uncovered_classes(*, session: Session) -> list[tuple[str, str]]:
         ORDER BY 1, 2
     """))
     return [tuple(row) for row in rows]
+
+
+def list_departments(*, session: Session) -> list[dict]:
+    """Every department and street office as plain records (codes, names, kind, district, street)."""
+    from gridmap.io.export import read_layer
+
+    frame = read_layer(session=session, name="department")
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")

@@ -26,6 +26,7 @@ import orjson
 import pandas as pd
 import shapely
 
+from gridmap.departments.service import applicable_rules
 from gridmap.routing.layers import Layers, Reference
 from gridmap.routing.policy import (
     MAX_ACCURACY_M,
@@ -255,29 +256,14 @@ def rule_chain(key: dict, ref: Reference) -> list[dict]:
     """The rules that apply to ``key``, most specific first, each with whether it can be resolved."""
     cached = ref.chains.get(key["place"])
     if cached is None:
-        cached = ref.chains[key["place"]] = _applicable(key, ref.rules)
+        matches = applicable_rules(ref.rules, case_type=key["case_type"], class_code=key["class_code"],
+                                   district_id=key["district_id"], street_id=key["street_id"],
+                                   road_grade=key["road_grade"], area_class=key["area_class"])
+        cached = ref.chains[key["place"]] = [
+            {"rule": m.code, "target": m.target, "department": m.department_code, "specificity": m.specificity}
+            for m in matches]
     return [{**step, "resolvable": step["target"] == "department" or bool(key.get(f"has_{step['target']}", False))}
             for step in cached]
-
-
-def _applicable(key: dict, rules: pd.DataFrame) -> list[dict]:
-    cls = key["class_code"] or ""
-    place = {"district_id": key["district_id"], "street_id": key["street_id"],
-             "road_grade_code": key["road_grade"], "area_class": key["area_class"]}
-    found = []
-    for rule in rules.to_dict("records"):
-        if rule["case_type"] != key["case_type"] or not (
-                pd.isna(rule["class_code"]) or rule["class_code"] in (cls, cls[:2])):
-            continue
-        if any(pd.notna(rule[c]) and (pd.isna(v) or rule[c] != v) for c, v in place.items()):
-            continue
-        specificity = ({4: 200, 2: 100}.get(len(rule["class_code"]), 0) if pd.notna(rule["class_code"]) else 0) \
-            + sum(weight for c, weight in (("street_id", 8), ("district_id", 4), ("road_grade_code", 2),
-                                           ("area_class", 1)) if pd.notna(rule[c]))
-        found.append((-specificity, -rule["priority"], rule["code"], rule, specificity))
-    return [{"rule": rule["code"], "target": rule["target"],
-             "department": rule["department"] if pd.notna(rule["department"]) else None, "specificity": spec}
-            for *_order, rule, spec in sorted(found, key=lambda item: item[:3])]
 
 
 def time_limits(points: pd.DataFrame, out: pd.DataFrame, ref: Reference) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.crs import transformer
+from gridmap.departments.service import load_rules
 
 GRID_SQL = """
 SELECT g.code, dg.code AS duty_grid, c.code AS community, s.code AS street, d.code AS district,
@@ -87,10 +88,7 @@ class Reference:
     @classmethod
     def load(cls, session: Session, metric: CRS) -> Reference:
         connection = session.connection()
-        rules = pd.read_sql(text("""
-            SELECT r.code, r.case_type, r.class_code, r.district_id, r.street_id, r.road_grade_code, r.area_class,
-                   r.target, d.code AS department, r.priority
-            FROM responsibility_rule r LEFT JOIN department d ON d.id = r.department_id"""), connection)
+        rules = load_rules(session=session)
         offices = dict(session.execute(text("""
             SELECT DISTINCT ON (district_id) district_id, code FROM department
             WHERE kind = 'street_office' AND street_id IS NULL ORDER BY district_id, code""")).all())
