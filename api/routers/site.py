@@ -6,10 +6,8 @@ from html import escape
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from sqlalchemy import text
-
 from api.deps import SessionDep
-from gridmap.territory.service import attributions, get_city, layer_counts
+from gridmap.territory.service import attributions, get_city, layer_counts, postgis_version
 
 router = APIRouter()
 
@@ -17,8 +15,7 @@ router = APIRouter()
 @router.get("/api/v1/health", tags=["site"])
 def health(session: SessionDep) -> dict[str, str]:
     """Check that the API reaches its database."""
-    postgis = session.execute(text("SELECT postgis_lib_version()")).scalar_one()
-    return {"status": "ok", "postgis": postgis}
+    return {"status": "ok", "postgis": postgis_version(session=session)}
 
 
 def layer_link(name: str) -> str:

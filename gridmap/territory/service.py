@@ -48,3 +48,8 @@ def layer_counts(*, session: Session) -> dict[str, int]:
 
 def territory_is_empty(*, session: Session) -> bool:
     return session.scalar(select(func.count()).select_from(District)) == 0
+
+
+def postgis_version(*, session: Session) -> str:
+    """The PostGIS library version of the database (a cheap proof that it answers)."""
+    return session.execute(text("SELECT postgis_lib_version()")).scalar_one()
