@@ -1,6 +1,8 @@
 """Routing on the Taipei demo city: each rule family, each coordinate system, ambiguity, bad input,
 and the batch path giving exactly the single path's answers."""
 
+import json
+
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -201,6 +203,7 @@ def test_batch_gives_the_single_answers(session):
             got = {k: getattr(decided, k) for k in COMPARED}
             got = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in got.items()}
             assert got == {k: single[k] for k in COMPARED}, (row, got, single)
+            assert json.loads(decided.evidence) == single["evidence"], row  # the same reasons, to the decimetre
 
 
 def test_the_assign_command_reads_and_writes_files(scratch_url, tmp_path):

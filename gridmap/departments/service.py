@@ -40,15 +40,16 @@ def load_rules(*, session: Session) -> pd.DataFrame:
 
 
 def applicable_rules(
-    rules: pd.DataFrame, *, case_type: str, class_code: str, district_id=None, street_id=None,
+    rules: pd.DataFrame | list[dict], *, case_type: str, class_code: str, district_id=None, street_id=None,
     road_grade: str | None = None, area_class: str | None = None,
 ) -> list[RuleMatch]:
-    """The rules among ``rules`` that apply to a case at this place, the winner first."""
+    """The rules among ``rules`` (a frame from :func:`load_rules`, or its records) that apply to a case at
+    this place, the winner first."""
     cls = class_code or ""
     place = {"district_id": district_id, "street_id": street_id, "road_grade_code": road_grade,
              "area_class": area_class}
     found = []
-    for rule in rules.to_dict("records"):
+    for rule in rules.to_dict("records") if isinstance(rules, pd.DataFrame) else rules:
         if rule["case_type"] != case_type or not (pd.isna(rule["class_code"]) or rule["class_code"] in (cls, cls[:2])):
             continue
         if any(pd.notna(rule[c]) and (pd.isna(v) or rule[c] != v) for c, v in place.items()):

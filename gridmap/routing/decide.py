@@ -3,7 +3,8 @@
 How a fix is decided (the evidence records each step):
 
 1. **Unit grid**: the grid that contains the fix; a fix on a shared edge or corner (within 1 mm, the
-   noise of reprojection) goes to the grid with the lowest code. No grid contains it: the fix is outside the city's territory (rejected).
+   noise of reprojection) goes to the grid with the lowest code. No grid contains it: the fix is
+   outside the city's territory (rejected).
 2. **Road**: the nearest road within its grade's tolerance (:mod:`gridmap.routing.policy`); equal
    distances go to the lower road code.
 3. **Component** (component cases): the one the inspector picked, else the nearest of the case's class
@@ -17,259 +18,339 @@ How a fix is decided (the evidence records each step):
 6. **Ambiguity** (the best guess is still given): the accuracy circle reaches a grid with another
    responsible body; two roads of different grade or units, or two components, are nearly equally
    close; the accuracy is too poor for the class; the picked component is far from the fix.
+
+Everything is computed column-wise (:mod:`gridmap.routing.spatial`, :mod:`gridmap.routing.evidence`):
+one fix or a million take the same steps, which is why the single and the batch path agree.
 """
 
 from __future__ import annotations
 
+import os
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
-from gridmap.departments.service import applicable_rules
+from gridmap.routing import evidence as ev
 from gridmap.routing.layers import Layers, Reference
 from gridmap.routing.policy import (
     MAX_ACCURACY_M,
     ON_EDGE_M,
-    MAX_ROAD_TOLERANCE_M,
     NEAR_TIE_M,
     NEAR_TIE_SHARE,
     PICKED_COMPONENT_FAR_M,
     SNAP_RADIUS_M,
     road_tolerance,
 )
+from gridmap.routing.spatial import CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
+from gridmap.routing.responsible import departments, role, street_office, time_limits
+from gridmap.routing.table import Table, Vocabulary
 
 OUTPUT = ["unit_grid", "duty_grid", "community", "street", "district", "area_class", "road_id", "road_name",
           "road_grade", "road_distance_m", "component_id", "component_version", "component_distance_m",
           "department", "rule", "time_limit", "time_limit_unit", "ambiguous", "ambiguity_reason", "evidence"]
 
-
-def pairs(points: np.ndarray, geoms: np.ndarray, radius: np.ndarray | float) -> pd.DataFrame:
-    """(point, feature, distance) for every feature within ``radius`` (per point) of each point."""
-    if len(geoms) == 0 or len(points) == 0:
-        return pd.DataFrame({"point": [], "feature": [], "distance": []}).astype({"point": int, "feature": int})
-    radius = np.broadcast_to(np.asarray(radius, dtype=float), (len(points),))
-    point, feature = shapely.STRtree(geoms).query(points, predicate="dwithin", distance=float(radius.max()))
-    distance = shapely.distance(points[point], geoms[feature])
-    keep = distance <= radius[point]
-    return pd.DataFrame({"point": point[keep], "feature": feature[keep], "distance": distance[keep]})
+OUTSIDE = "outside the city's territory (no unit grid contains the fix)"
+#: a big batch is decided in pieces of this many fixes, on every core (numpy, Arrow and GEOS release
+#: the interpreter lock); the layer-wide work (segments, indexes) is done once before
+PIECE = 125_000
 
 
-def ranked(found: pd.DataFrame, codes: pd.Series) -> pd.DataFrame:
-    """Candidates sorted per point by distance, then code; ``rank`` 0 is the choice."""
-    found = found.assign(code=codes.to_numpy()[found["feature"].to_numpy()]).sort_values(["point", "distance", "code"])
-    return found.assign(rank=found.groupby("point").cumcount())
+def _objects(values) -> np.ndarray:
+    """Plain Python objects (None for missing): comparisons on Arrow-backed text cost a conversion each."""
+    values = np.asarray(values, dtype=object)
+    return np.where(pd.isna(values), None, values) if len(values) else values
 
 
-def first_two(found: pd.DataFrame, n: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    first = found[found["rank"] == 0].set_index("point").reindex(range(n))
-    second = found[found["rank"] == 1].set_index("point").reindex(range(n))
-    return first, second
+class Reasons:
+    """Ambiguity reasons per fix, in the order the steps add them."""
 
+    def __init__(self, n: int):
+        self.n, self.found = n, defaultdict(list)
 
-def near_tie(first: pd.DataFrame, second: pd.DataFrame) -> np.ndarray:
-    gap = second["distance"] - first["distance"]
-    return (gap <= np.maximum(NEAR_TIE_M, NEAR_TIE_SHARE * first["distance"])).fillna(False).to_numpy()
+    def add(self, rows, texts) -> None:
+        for row, reason in zip(rows, texts):
+            self.found[int(row)].append(reason)
+
+    def columns(self) -> tuple[np.ndarray, np.ndarray]:
+        flagged = np.zeros(self.n, dtype=bool)
+        joined = np.full(self.n, None, dtype=object)
+        for row, texts in self.found.items():
+            flagged[row], joined[row] = True, "; ".join(texts)
+        return flagged, joined
 
 
 def decide(points: pd.DataFrame, layers: Layers, ref: Reference) -> pd.DataFrame:
-    """Decide every row of ``points`` (columns ``geom`` in the metric CRS, ``accuracy``, ``case_type``,
-    ``class_code``, ``component_id``); return the :data:`OUTPUT` columns plus ``error`` for rejected rows."""
+    """Decide every row of ``points`` (columns ``x``/``y`` in the metric CRS, ``accuracy``, ``case_type``,
+    ``class_code``, ``component_id``, optional ``input_error`` for rows not to decide); return the
+    :data:`OUTPUT` columns plus ``error`` for rejected rows (whose decision columns are empty)."""
+    points = points.reset_index(drop=True)
+    tables = Table(layers.grids), Table(layers.roads), Table(layers.components)
+    if len(points) <= PIECE:
+        return _decide(points, tables, ref)
+    _layer_work(tables)
+    pieces = [points.iloc[a:a + PIECE] for a in range(0, len(points), PIECE)]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        decided = list(pool.map(lambda piece: _decide(piece, tables, ref), pieces))
+    return pd.concat(decided, ignore_index=True)
+
+
+def _layer_work(tables: tuple[Table, Table, Table]) -> None:
+    """Everything :func:`_decide` computes once per layer, done before the pieces share the layers."""
+    grids, roads, comps = tables
+
+    def grids_and_roads():
+        grid_index(grids), road_index(roads)
+        for table, names in ((grids, ["duty_grid", "community", "street", "district", "area_class",
+                                      "grid_department", "district_id", "street_id"]),
+                             (roads, ["grade", "maintenance", "cleaning"])):
+            for name in names:
+                table.encoded(name)
+        grids.quoted("code"), roads.quoted("code"), roads.quoted("grade"), grids.quoted("grid_department")
+
+    def components():
+        comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
+        comps.quoted("code")
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for done in [pool.submit(grids_and_roads), pool.submit(components)]:
+            done.result()
+
+
+def _decide(points: pd.DataFrame, tables: tuple[Table, Table, Table], ref: Reference) -> pd.DataFrame:
     n = len(points)
-    # plain object arrays: pyarrow-backed strings cost a conversion on every access
-    points = _objects(points)
-    layers = Layers(_objects(layers.grids), _objects(layers.roads), _objects(layers.components))
-    geom = points["geom"].to_numpy()
-    accuracy = points["accuracy"].fillna(0.0).to_numpy(dtype=float)
-    out = pd.DataFrame(index=range(n))
-    reasons: list[list[str]] = [[] for _ in range(n)]
-    crs_name = ref.metric.to_string()
-    xs, ys = np.round(shapely.get_x(geom), 2).tolist(), np.round(shapely.get_y(geom), 2).tolist()
-    given = points["accuracy"].astype(object).where(points["accuracy"].notna(), None).tolist()
-    evidence: list[dict] = [{"fix": {"x_m": x, "y_m": y, "crs": crs_name, "accuracy_m": a}}
-                            for x, y, a in zip(xs, ys, given)]
+    x, y = points["x"].to_numpy(dtype=float), points["y"].to_numpy(dtype=float)
+    given_accuracy = pd.to_numeric(points["accuracy"], errors="coerce").to_numpy(dtype=float)
+    accuracy = np.nan_to_num(given_accuracy, nan=0.0)
+    case_type, class_code = _objects(points["case_type"]), _objects(points["class_code"])
+    todo = np.isfinite(x) & np.isfinite(y)
+    if "input_error" in points:
+        todo &= pd.isna(points["input_error"]).to_numpy()
+    x, y = np.where(todo, x, np.nan), np.where(todo, y, np.nan)
+    error = np.full(n, None, dtype=object)
+    reasons = Reasons(n)
+    grids, roads, comps = tables
+    depts, rules = Vocabulary(), Vocabulary()
 
-    # 1. unit grid: containing grid, lowest code on an edge; others within the accuracy circle
-    grids = layers.grids
-    near_grids = ranked(pairs(geom, grids["geom"].to_numpy(), np.maximum(accuracy, ON_EDGE_M)), grids["code"])
-    containing = near_grids[near_grids["distance"] <= ON_EDGE_M]
-    chosen = containing.groupby("point")["feature"].first().reindex(range(n))
-    shared = containing["point"].duplicated(keep=False).to_numpy()
-    for p, code in containing.loc[~shared, ["point", "code"]].itertuples(index=False):
-        evidence[p]["unit_grid"] = {"code": code, "how": "contains the fix"}
-    for p, codes in containing[shared].groupby("point")["code"].agg(list).items():
-        evidence[p]["unit_grid"] = {"code": codes[0], "how": f"the fix lies on the shared edge of {codes}: "
-                                                             "the lowest code wins"}
-    out["error"] = np.where(chosen.isna(), "outside the city's territory (no unit grid contains the fix)", None)
-    g = grids.reindex(chosen.to_numpy()).reset_index(drop=True)
-    for column, source in (("unit_grid", "code"), ("duty_grid", "duty_grid"), ("community", "community"),
-                           ("street", "street"), ("district", "district"), ("area_class", "area_class")):
-        out[column] = g[source].to_numpy()
-    own = g["grid_department"].to_numpy()
-    others = near_grids.assign(department=grids["grid_department"].to_numpy()[near_grids["feature"].to_numpy()])
-    others = others[(others["distance"] > ON_EDGE_M) &
-                    (others["code"].to_numpy() != out["unit_grid"].to_numpy()[others["point"].to_numpy()])]
-    for p, code, dist, dep in others[["point", "code", "distance", "department"]].itertuples(index=False):
-        evidence[p].setdefault("other_grids_in_accuracy", []).append({"code": code, "distance_m": round(dist, 1),
-                                                                       "responsible": dep})
-        if dep != own[p]:
-            reasons[p].append(f"the accuracy circle ({accuracy[p]:.0f} m) reaches unit grid {code} "
-                              f"({dist:.1f} m away), whose responsible body is {dep}, not {own[p]}")
+    grid, grid_ev = choose_grids(x, y, accuracy, grids, reasons)
+    error[todo & (grid < 0)] = OUTSIDE
+    road, road_distance, roads_ev = choose_roads(x, y, roads, reasons)
+    comp, comp_distance, comps_ev = choose_components(
+        x, y, accuracy, class_code, _objects(points["component_id"]), (case_type == "component") & todo, comps,
+        error, reasons)
+    ok = todo & (error == None)  # noqa: E711
 
-    # 2. road: nearest within its grade's tolerance
-    roads = layers.roads
-    near_roads = pairs(geom, roads["geom"].to_numpy(), MAX_ROAD_TOLERANCE_M)
-    tolerance = roads["grade"].map(road_tolerance).to_numpy()
-    near_roads = near_roads[near_roads["distance"].to_numpy() <= tolerance[near_roads["feature"].to_numpy()]]
-    near_roads = ranked(near_roads, roads["code"])
-    road, road2 = first_two(near_roads, n)
-    r = roads.reindex(road["feature"].to_numpy()).reset_index(drop=True)
-    r2 = roads.reindex(road2["feature"].to_numpy()).reset_index(drop=True)
-    out["road_id"], out["road_name"], out["road_grade"] = r["code"].to_numpy(), r["name"].to_numpy(), r["grade"].to_numpy()
-    out["road_distance_m"] = road["distance"].round(2).to_numpy()
-    differs = (r[["grade", "maintenance", "cleaning"]].fillna("").to_numpy() !=
-               r2[["grade", "maintenance", "cleaning"]].fillna("").to_numpy()).any(axis=1)
-    for p in np.flatnonzero(near_tie(road, road2) & differs):
-        reasons[p].append(f"two roads are nearly equally close: {r['code'][p]} ({r['grade'][p]}, "
-                          f"{road['distance'][p]:.1f} m) and {r2['code'][p]} ({r2['grade'][p]}, {road2['distance'][p]:.1f} m)")
-    for p, code, dist in near_roads[near_roads["rank"] < 3][["point", "code", "distance"]].itertuples(index=False):
-        evidence[p].setdefault("roads", []).append({"code": code, "distance_m": round(dist, 1)})
+    roles = np.vstack([role(comps, "maintainer", comp, depts), role(comps, "owner", comp, depts),
+                       role(roads, "maintenance", road, depts), role(roads, "cleaning", road, depts),
+                       street_office(grids, grid, ref, depts)])
+    department, rule, rules_ev = departments(case_type, class_code, grid, road, grids, roads, roles, ok, ref, depts,
+                                             rules)
+    area = np.array(grids.encoded("area_class")[1] + [None], dtype=object)[grids.codes_at("area_class", grid)]
+    amount, unit, road_bound = time_limits(case_type, class_code, area, ref)
+    kind = np.where(case_type == "component", "component", np.where(road_bound, "road_event", "event"))
+    limit = np.select([kind == "component", kind == "road_event"],
+                      [MAX_ACCURACY_M["component"], MAX_ACCURACY_M["road_event"]], MAX_ACCURACY_M["event"])
+    poor = np.flatnonzero(ok & (accuracy > limit))
+    reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[p].replace('_', '-')} case "
+                       f"(at most {limit[p]:.0f} m)" for p in poor])
+    ambiguous, reason = reasons.columns()
 
-    # 3. component: picked, else nearest of the class
-    comp = choose_components(points, layers.components, geom, accuracy, out, reasons, evidence)
+    record = ev.record(
+        {"fix": ev.obj({"x_m": ev.number(x, 2), "y_m": ev.number(y, 2), "crs": orjson.dumps(ref.metric.to_string()).decode(),
+                        "accuracy_m": ev.number(given_accuracy, 1)})},
+        {"unit_grid": grid_ev["unit_grid"], "other_grids_in_accuracy": grid_ev["others"],
+         "roads": roads_ev, "components": comps_ev["near"], "picked_component": comps_ev["picked"],
+         "rules": rules_ev,
+         "department": ev.where(ok, ev.obj({"code": depts.quoted(department), "by": rules.quoted(rule)}))})
 
-    # 4. department, 5. time limit, 6. accuracy
-    department, rule = departments(points, out, g, r, comp, ref, evidence)
-    out["department"], out["rule"] = department, rule
-    limit = time_limits(points, out, ref)
-    out["time_limit"], out["time_limit_unit"] = limit["amount"].to_numpy(), limit["unit"].to_numpy()
-    kind = np.where(points["case_type"] == "component", "component",
-                    np.where(limit["road_bound"].fillna(False).to_numpy(dtype=bool), "road_event", "event"))
-    limit_m = np.array([MAX_ACCURACY_M[k] for k in kind])
-    for p in np.flatnonzero(accuracy > limit_m):
-        reasons[p].append(f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[p].replace('_', '-')} case "
-                          f"(at most {limit_m[p]:.0f} m)")
-    out["ambiguous"] = [bool(x) for x in reasons]
-    out["ambiguity_reason"] = ["; ".join(x) if x else None for x in reasons]
-    blank(out, out["error"].notna().to_numpy())
-    out["evidence"] = [orjson.dumps(e, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode() for e in evidence]
-    return out
+    # rejected rows keep their evidence (what was found) but no decision
+    grid, road, comp = (np.where(ok, index, -1) for index in (grid, road, comp))
+    version = np.full(n, None, dtype=object)
+    if len(comps):
+        version[comp >= 0] = comps.frame["version"].to_numpy(dtype=object)[comp[comp >= 0]]
+    text = {"unit_grid": grids.take("code", grid), "duty_grid": grids.take("duty_grid", grid),
+            "community": grids.take("community", grid), "street": grids.take("street", grid),
+            "district": grids.take("district", grid), "area_class": grids.take("area_class", grid),
+            "road_id": roads.take("code", road), "road_name": roads.take("name", road),
+            "road_grade": roads.take("grade", road), "component_id": comps.take("code", comp)}
+    result = pd.DataFrame({name: array.to_pandas() for name, array in text.items()})
+    result = result.assign(
+        road_distance_m=np.where(ok, np.round(road_distance, 2), np.nan),
+        component_version=pd.Series(version, dtype=object),
+        component_distance_m=np.where(ok, np.round(comp_distance, 2), np.nan),
+        department=pd.Series(depts.objects(np.where(ok, department, -1)), dtype=object),
+        rule=pd.Series(rules.objects(np.where(ok, rule, -1)), dtype=object),
+        time_limit=np.where(ok, amount, np.nan), time_limit_unit=pd.Series(np.where(ok, unit, None), dtype=object),
+        ambiguous=pd.Series(np.where(ok, ambiguous, None), dtype=object),
+        ambiguity_reason=pd.Series(np.where(ok, reason, None), dtype=object),
+        evidence=record.to_pandas(), error=pd.Series(error, dtype=object))
+    return result[OUTPUT + ["error"]]
 
 
-def _objects(frame: pd.DataFrame) -> pd.DataFrame:
-    text = [c for c in frame.columns if pd.api.types.is_string_dtype(frame[c]) and frame[c].dtype != object]
-    return frame.astype({c: object for c in text}) if text else frame
+def grid_index(grids: Table) -> tuple[Segments, CellIndex]:
+    def make():
+        geoms = grids.frame["geom"].to_numpy()
+        margin = np.array([-ON_EDGE_M, -ON_EDGE_M, ON_EDGE_M, ON_EDGE_M])
+        return Segments.of(geoms), CellIndex(shapely.bounds(geoms).reshape(-1, 4) + margin)
+    return grids.cached("index", make)
 
 
-def blank(out: pd.DataFrame, rejected: np.ndarray) -> None:
-    """Clear the decision of rejected rows (their reason is in ``error``)."""
-    if rejected.any():
-        columns = [c for c in OUTPUT[:-1] if c in out]
-        out[columns] = out[columns].astype(object)
-        out.loc[rejected, columns] = None
+def road_index(roads: Table) -> tuple[Segments, np.ndarray, CellIndex]:
+    """The roads' segments, each road's tolerance, and an index of the segments' boxes widened by it."""
+    def make():
+        grade, grades = roads.encoded("grade")
+        tolerance = np.array([road_tolerance(g) for g in grades] + [road_tolerance(None)], dtype=float)[grade]
+        segments = Segments.of(roads.frame["geom"].to_numpy())
+        return segments, tolerance, CellIndex(segments.boxes(tolerance[segments.feature]))
+    return roads.cached("index", make)
 
 
-def choose_components(points, components, geom, accuracy, out, reasons, evidence) -> pd.DataFrame:
-    n = len(points)
-    wanted = (points["case_type"] == "component").to_numpy()
+def component_index(comps: Table) -> tuple[np.ndarray, CellIndex]:
+    """The components' positions, indexed by class (cells of twice the snap radius)."""
+    def make():
+        xy = shapely.get_coordinates(comps.frame["geom"].to_numpy()) if len(comps) else np.empty((0, 2))
+        return xy, CellIndex(point_boxes(xy[:, 0], xy[:, 1]), groups=comps.encoded("class_code")[0],
+                             cell=2 * SNAP_RADIUS_M)
+    return comps.cached("index", make)
+
+
+def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.ndarray, dict]:
+    """The containing grid of each fix (-1 outside), and the grids of other bodies its accuracy circle reaches."""
+    n = len(x)
+    segments, index = grid_index(grids)
+    point, feature = index.query(point_boxes(x, y))
+    edge, inside = distances(x, y, point, feature, segments)
+    holds = inside | (edge <= ON_EDGE_M)
+    point, feature, edge = point[holds], feature[holds], edge[holds]
+    order = np.argsort(point, kind="stable")
+    point, feature, edge = point[order], feature[order], edge[order]
+    chosen, to_edge = np.full(n, -1), np.full(n, np.nan)
+    chosen[point], to_edge[point] = feature, edge  # the last of several; shared edges are settled below
+    how = np.zeros(n, dtype=np.int64)  # 0: contains the fix; k: the k-th shared-edge message
+    messages = ["contains the fix"]
+    sharing = np.flatnonzero(np.bincount(point, minlength=n) > 1)
+    for p, a, b in zip(sharing, np.searchsorted(point, sharing, "left"), np.searchsorted(point, sharing, "right")):
+        held = feature[a:b]
+        codes = grids.values("code", held)
+        lowest = min(codes)
+        chosen[p] = held[codes.index(lowest)]
+        how[p] = len(messages)
+        messages.append(f"the fix lies on the shared edge of {sorted(codes)}: the lowest code wins")
+    found = chosen >= 0
+    unit_grid = ev.where(found, ev.obj({"code": grids.take_quoted("code", chosen),
+                                        "how": ev.text(messages).take(pa.array(how))}))
+
+    # the accuracy circle, where it crosses the grid's edge: the grids of other bodies within it
+    circle = np.flatnonzero(found & (accuracy > ON_EDGE_M) & (to_edge <= accuracy))
+    body, bodies = grids.encoded("grid_department")
+    near, other = index.query(point_boxes(x[circle], y[circle], accuracy[circle]), both_have_extent=True)
+    near = circle[near]
+    differs = (body[other] != body[chosen[near]]) & (other != chosen[near])
+    near, other = near[differs], other[differs]
+    distance, within = distances(x, y, near, other, segments)
+    distance[within] = 0.0
+    keep = distance <= accuracy[near]
+    near, other, distance, _ = ranked(near[keep], distance[keep], other[keep], grids)
+    items = ev.obj({"code": grids.take_quoted("code", other), "distance_m": ev.number(distance, 1),
+                    "responsible": grids.take_quoted("grid_department", other)})
+    firsts = np.flatnonzero(starts(near))
+    counts = np.diff(np.r_[firsts, len(near)])
+    p, o = near[firsts], other[firsts]
+    reasons.add(p, [
+        f"the accuracy circle ({acc:.0f} m) reaches unit grid {code} ({d:.1f} m away), whose responsible "
+        f"body is {bodies[body[oo]]}, not {own}" + (f" (and {k - 1} more such grids)" if k > 1 else "")
+        for acc, code, d, oo, own, k in zip(accuracy[p], grids.values("code", o), distance[firsts], o,
+                                            grids.values("grid_department", chosen[p]), counts)])
+    return chosen, {"unit_grid": unit_grid, "others": ev.lists(near, items, n)}
+
+
+def choose_roads(x, y, roads: Table, reasons: Reasons) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+    """The nearest road within its grade's tolerance; near ties between roads that differ are flagged."""
+    n = len(x)
+    grade = roads.encoded("grade")[0]
+    segments, tolerance, index = road_index(roads)
+    point, segment = index.query(point_boxes(x, y))
+    feature = segments.feature[segment]
+    distance = segment_distance(x[point], y[point], segments.ax[segment], segments.ay[segment],
+                                segments.bx[segment], segments.by[segment])
+    keep = distance <= tolerance[feature]
+    point, feature, distance = point[keep], feature[keep], distance[keep]
+    # one row per (fix, road): its nearest segment
+    order = np.lexsort((distance, feature, point))
+    point, feature, distance = point[order], feature[order], distance[order]
+    first = starts(point, feature)
+    point, feature, distance, rank = ranked(point[first], distance[first], feature[first], roads)
+    road, runner, d1, d2 = first_two(point, feature, distance, rank, n)
+    units = np.column_stack([grade, roads.encoded("maintenance")[0], roads.encoded("cleaning")[0]]) \
+        if len(roads) else np.empty((0, 3), dtype=np.int64)
+    both = np.flatnonzero((road >= 0) & (runner >= 0))
+    differs = both[(units[road[both]] != units[runner[both]]).any(axis=1)]
+    tie = differs[_near_tie(d1[differs], d2[differs])]
+    reasons.add(tie, [f"two roads are nearly equally close: {a} ({ga}, {da:.1f} m) and {b} ({gb}, {db:.1f} m)"
+                      for a, ga, da, b, gb, db in zip(roads.values("code", road[tie]), roads.values("grade", road[tie]),
+                                                      d1[tie], roads.values("code", runner[tie]),
+                                                      roads.values("grade", runner[tie]), d2[tie])])
+    top = rank < 3
+    items = ev.obj({"code": roads.take_quoted("code", feature[top]), "grade": roads.take_quoted("grade", feature[top]),
+                    "distance_m": ev.number(distance[top], 1), "tolerance_m": ev.number(tolerance[feature[top]], 1)})
+    return road, d1, ev.lists(point[top], items, n)
+
+
+def _near_tie(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (d2 - d1) <= np.maximum(NEAR_TIE_M, NEAR_TIE_SHARE * d1)
+
+
+def choose_components(x, y, accuracy, class_code, picked_id, wanted, comps: Table, error: np.ndarray,
+                      reasons: Reasons) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The picked component, else the nearest of the case's class within the snap radius."""
+    n = len(x)
+    xy, index = component_index(comps)
+    group, classes = comps.encoded("class_code")
     radius = np.maximum(SNAP_RADIUS_M, accuracy)
-    # one search per class, among the components of that class only
-    found = []
-    for cls, rows in pd.Series(np.flatnonzero(wanted)).groupby(points["class_code"].to_numpy()[wanted]):
-        members = np.flatnonzero(components["class_code"].to_numpy() == cls)
-        near = pairs(geom[rows.to_numpy()], components["geom"].to_numpy()[members], radius[rows.to_numpy()])
-        found.append(pd.DataFrame({"point": rows.to_numpy()[near["point"].to_numpy()],
-                                   "feature": members[near["feature"].to_numpy()], "distance": near["distance"]}))
-    near = pd.concat(found, ignore_index=True) if found else pairs(geom[:0], components["geom"].to_numpy()[:0], 0.0)
-    near = ranked(near, components["code"])
-    first, second = first_two(near, n)
-    picked_id = points["component_id"].to_numpy()
-    index = pd.Series(range(len(components)), index=components["code"])
-    picked = pd.Series(picked_id).map(index)
-    feature = np.where(picked.notna(), picked, first["feature"])
-    c = components.reindex(feature).reset_index(drop=True)
-    picked_geom = components["geom"].reindex(picked.to_numpy()).to_numpy().astype(object)
-    picked_geom[picked.isna().to_numpy()] = None
-    distance = np.where(picked.notna(), shapely.distance(geom, picked_geom), first["distance"])
-    out["component_id"], out["component_version"] = c["code"].to_numpy(), c["version"].to_numpy()
-    out["component_distance_m"] = np.round(distance.astype(float), 2)
-    for p in np.flatnonzero(picked.isna().to_numpy() & pd.notna(picked_id)):
-        out.loc[p, "error"] = f"component {picked_id[p]} does not exist (or was removed)"
-    mismatch = picked.notna().to_numpy() & (c["class_code"].to_numpy() != points["class_code"].to_numpy())
-    for p in np.flatnonzero(mismatch):
-        out.loc[p, "error"] = f"component {picked_id[p]} is of class {c['class_code'][p]}, not {points['class_code'][p]}"
-    for p in np.flatnonzero(picked.notna().to_numpy() & (distance > PICKED_COMPONENT_FAR_M)):
-        reasons[p].append(f"the picked component {picked_id[p]} is {distance[p]:.0f} m from the fix")
-    tie = near_tie(first, second) & picked.isna().to_numpy()
-    codes = components["code"].to_numpy()
-    for p in np.flatnonzero(tie):
-        reasons[p].append(f"two components are nearly equally close: {codes[int(first['feature'][p])]} "
-                          f"({first['distance'][p]:.1f} m) and {codes[int(second['feature'][p])]} ({second['distance'][p]:.1f} m)")
-    for p, code, dist in near[near["rank"] < 3][["point", "code", "distance"]].itertuples(index=False):
-        evidence[p].setdefault("components", []).append({"code": code, "distance_m": round(dist, 1)})
-    return c
+    rows = np.flatnonzero(wanted)
+    # components of the case's class whose position lies in the fix's radius box
+    of_class = {c: k for k, c in enumerate(classes)}
+    wanted_group = np.array([of_class.get(c, -1) for c in class_code[rows]], dtype=np.int64)
+    rows = rows[wanted_group >= 0]
+    fix, member = index.query(point_boxes(x[rows], y[rows], radius[rows]), wanted_group[wanted_group >= 0])
+    fix = rows[fix]
+    distance = np.hypot(xy[member, 0] - x[fix], xy[member, 1] - y[fix])
+    keep = distance <= radius[fix]
+    point, feature, distance, rank = ranked(fix[keep], distance[keep], member[keep], comps)
+    nearest, runner, d1, d2 = first_two(point, feature, distance, rank, n)
 
-
-def departments(points, out, grid, road, comp, ref: Reference, evidence) -> tuple[np.ndarray, np.ndarray]:
-    """Resolve each fix's department: 先属主 for components, then the most specific resolvable rule."""
-    n = len(points)
-    roles = {
-        "component_maintainer": comp["maintainer"].to_numpy(), "component_owner": comp["owner"].to_numpy(),
-        "road_maintenance": road["maintenance"].to_numpy(), "road_cleaning": road["cleaning"].to_numpy(),
-        "street_office": np.where(pd.notna(grid["grid_department"]), grid["grid_department"],
-                                  grid["district_id"].map(ref.street_offices)),
-    }
-    department = np.full(n, None, dtype=object)
-    rule = np.full(n, None, dtype=object)
-    is_component = (points["case_type"] == "component").to_numpy()
-    for via in ("component_maintainer", "component_owner"):
-        take = is_component & pd.isna(department) & pd.notna(roles[via])
-        department[take], rule[take] = roles[via][take], f"先属主: {via}"
-    keys = pd.DataFrame({
-        "case_type": points["case_type"].to_numpy(), "class_code": points["class_code"].to_numpy(),
-        "district_id": grid["district_id"].to_numpy(), "street_id": grid["street_id"].to_numpy(),
-        "road_grade": road["grade"].to_numpy(), "area_class": grid["area_class"].to_numpy(),
-        **{f"has_{k}": pd.notna(v) for k, v in roles.items()},
-    })
-    open_rows = np.flatnonzero(pd.isna(department) & out["error"].isna().to_numpy())
-    for key, rows in keys.iloc[open_rows].groupby(list(keys.columns), dropna=False).groups.items():
-        values = dict(zip(keys.columns, key))
-        values["place"] = tuple(values[c] for c in ("case_type", "class_code", "district_id", "street_id",
-                                                    "road_grade", "area_class"))
-        chain = rule_chain(values, ref)
-        rows = np.asarray(rows)
-        winner = next((step for step in chain if step["resolvable"]), None)
-        for p in rows:
-            evidence[p]["rules"] = chain
-        if winner is None:
-            department[rows], rule[rows] = roles["street_office"][rows], "属地兜底: no rule applies"
-            continue
-        target = winner["target"]
-        department[rows] = winner["department"] if target == "department" else roles[target][rows]
-        rule[rows] = winner["rule"]
-    for p in range(n):
-        evidence[p]["department"] = {"code": department[p], "by": rule[p]}
-    return department, rule
-
-
-def rule_chain(key: dict, ref: Reference) -> list[dict]:
-    """The rules that apply to ``key``, most specific first, each with whether it can be resolved."""
-    cached = ref.chains.get(key["place"])
-    if cached is None:
-        matches = applicable_rules(ref.rules, case_type=key["case_type"], class_code=key["class_code"],
-                                   district_id=key["district_id"], street_id=key["street_id"],
-                                   road_grade=key["road_grade"], area_class=key["area_class"])
-        cached = ref.chains[key["place"]] = [
-            {"rule": m.code, "target": m.target, "department": m.department_code, "specificity": m.specificity}
-            for m in matches]
-    return [{**step, "resolvable": step["target"] == "department" or bool(key.get(f"has_{step['target']}", False))}
-            for step in cached]
-
-
-def time_limits(points: pd.DataFrame, out: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    classes = ref.classes.set_index(["case_type", "code"])
-    found = classes.reindex(pd.MultiIndex.from_arrays([points["case_type"], points["class_code"]]))
-    area = out["area_class"].fillna("B").to_numpy()
-    amount = np.select([area == "A", area == "C"], [found["limit_a"], found["limit_c"]], found["limit_b"])
-    return pd.DataFrame({"amount": pd.to_numeric(amount, errors="coerce"), "unit": found["limit_unit"].to_numpy(),
-                         "road_bound": found["road_bound"].to_numpy()})
+    chosen, chosen_distance = nearest.copy(), d1.copy()
+    picked_rows = np.flatnonzero(wanted & pd.notna(picked_id))
+    picked_ev = pa.nulls(n, pa.string())
+    if len(picked_rows):
+        at = pc.fill_null(pc.index_in(pa.array(picked_id[picked_rows].astype(str)), value_set=comps.arrow("code")),
+                          -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        missing = picked_rows[at < 0]
+        error[missing] = [f"component {picked_id[p]} does not exist (or was removed)" for p in missing]
+        picked_rows, at = picked_rows[at >= 0], at[at >= 0]
+        picked_class = np.array(classes + [None], dtype=object)[group[at]]
+        wrong = picked_class != class_code[picked_rows]
+        error[picked_rows[wrong]] = [f"component {picked_id[p]} is of class {cls}, not {class_code[p]}"
+                                     for p, cls in zip(picked_rows[wrong], picked_class[wrong])]
+        chosen[picked_rows] = at
+        chosen_distance[picked_rows] = np.hypot(xy[at, 0] - x[picked_rows], xy[at, 1] - y[picked_rows])
+        far = picked_rows[chosen_distance[picked_rows] > PICKED_COMPONENT_FAR_M]
+        reasons.add(far, [f"the picked component {picked_id[p]} is {chosen_distance[p]:.0f} m from the fix" for p in far])
+        is_picked = np.zeros(n, dtype=bool)
+        is_picked[picked_rows] = True
+        picked_ev = ev.where(is_picked, ev.obj({"code": comps.take_quoted("code", np.where(is_picked, chosen, -1)),
+                                                "distance_m": ev.number(chosen_distance, 1)}))
+    tie = np.flatnonzero(pd.isna(picked_id) & (runner >= 0))
+    tie = tie[_near_tie(d1[tie], d2[tie])]
+    reasons.add(tie, [f"two components are nearly equally close: {a} ({da:.1f} m) and {b} ({db:.1f} m)"
+                      for a, da, b, db in zip(comps.values("code", nearest[tie]), d1[tie],
+                                              comps.values("code", runner[tie]), d2[tie])])
+    top = rank < 3
+    items = ev.obj({"code": comps.take_quoted("code", feature[top]), "distance_m": ev.number(distance[top], 1)})
+    return chosen, chosen_distance, {"near": ev.lists(point[top], items, n), "picked": picked_ev}

@@ -75,6 +75,10 @@ class Reference:
         """The minor classes of each case type."""
         return {t: set(self.classes.loc[self.classes["case_type"] == t, "code"]) for t in ("component", "event")}
 
+    @cached_property
+    def rule_records(self) -> list[dict]:
+        return self.rules.to_dict("records")
+
     @classmethod
     def current(cls, session: Session) -> Reference:
         """The reference tables, reused while none of them (nor the city's CRS) has changed."""

@@ -17,7 +17,7 @@ import shapely
 from sqlalchemy.orm import Session
 
 from gridmap.crs import PHONE_SYSTEMS, to_wgs84, transformer
-from gridmap.routing.decide import blank, decide
+from gridmap.routing.decide import decide
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
 from gridmap.routing.layers import Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
@@ -25,52 +25,63 @@ from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
 CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the case type first
 
 
-def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, known: dict[str, set[str]]):
-    """Return (case type, 4-digit class, error) per row; the type is inferred when not given.
+def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tuple[str | None, str, str | None]:
+    """(case type, 4-digit class, error) of one report; the type is inferred when not given.
 
     ``10118`` / ``20102`` carry the type as a prefix (1 component, 2 event); a picked component makes a
     component case; otherwise a class code found in one catalogue only decides.
     """
-    codes = class_codes.fillna("").astype(str).str.strip()
-    prefixed = codes.str.fullmatch(r"[12][0-9]{4}")
-    case_type = given.where(given.notna(), codes.str[0].map(CASE_PREFIX).where(prefixed))
-    code = codes.where(~prefixed, codes.str[1:])
-    inferred = pd.Series(None, index=code.index, dtype=object)
-    inferred[code.isin(known["event"]) & ~code.isin(known["component"])] = "event"
-    inferred[code.isin(known["component"]) & ~code.isin(known["event"])] = "component"
-    inferred[picked.notna().to_numpy()] = "component"
-    case_type = case_type.where(case_type.notna(), inferred)
-    error = pd.Series(None, index=code.index, dtype=object)
-    bad_type = case_type.notna() & ~case_type.isin(["component", "event"])
-    error[bad_type] = "case_type must be 'component' or 'event'"
-    unknown = ~bad_type & case_type.notna() & ~pd.Series(
-        [c in known.get(t, set()) for c, t in zip(code, case_type)], index=code.index)
-    error[unknown] = "unknown " + case_type[unknown].astype(str) + " class " + code[unknown]
-    both = case_type.isna()
-    error[both & code.isin(known["component"])] = ("class " + code + " is both a component and an event class: "
-                                                   "give case_type, or write it 1" + code + " / 2" + code)
-    error[both & ~code.isin(known["component"]) & ~code.isin(known["event"])] = "unknown class " + code
-    return case_type, code, error
+    code = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+    case_type = None if given is None or (isinstance(given, float) and np.isnan(given)) else given
+    if len(code) == 5 and code[0] in CASE_PREFIX and code.isdigit():
+        case_type, code = case_type or CASE_PREFIX[code[0]], code[1:]
+    in_component, in_event = code in known["component"], code in known["event"]
+    if case_type is None:
+        case_type = "component" if has_pick else ("event" if in_event and not in_component else
+                                                  "component" if in_component and not in_event else None)
+    if case_type is None:
+        if in_component:
+            return None, code, (f"class {code} is both a component and an event class: give case_type, "
+                                f"or write it 1{code} / 2{code}")
+        return None, code, f"unknown class {code}"
+    if case_type not in ("component", "event"):
+        return case_type, code, "case_type must be 'component' or 'event'"
+    if code not in known[case_type]:
+        return case_type, code, f"unknown {case_type} class {code}"
+    return case_type, code, None
+
+
+def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, known: dict[str, set[str]]):
+    """Per row (case type, 4-digit class, error) as object arrays, worked out once per distinct input."""
+    parts = [pd.factorize(pd.Series(values.to_numpy(dtype=object), dtype=object), use_na_sentinel=False)
+             for values in (class_codes, given)]
+    has_pick = pd.notna(picked).to_numpy()
+    key = (parts[0][0] * (len(parts[1][1]) + 1) + parts[1][0]) * 2 + has_pick
+    distinct, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    answers = [case_type_of(parts[0][1][parts[0][0][p]], parts[1][1][parts[1][0][p]], bool(has_pick[p]), known)
+               for p in first]
+    return tuple(np.array([a[k] for a in answers] + [None], dtype=object)[:-1][inverse] for k in range(3))
 
 
 def prepare(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    """Normalised inputs (``geom`` in the metric CRS, case type, class, accuracy) and input errors."""
+    """Normalised inputs (``x``/``y`` in the metric CRS, case type, class, accuracy) and input errors."""
     def column(name: str) -> pd.Series:
         return frame[name].reset_index(drop=True) if name in frame else pd.Series([None] * len(frame), dtype=object)
 
-    picked = column("component_id").where(column("component_id").notna(), None)
+    picked = pd.Series(column("component_id").to_numpy(dtype=object), dtype=object)
+    picked = picked.where(picked.notna(), None)
     case_type, code, error = case_types(column("class"), column("case_type"), picked, ref.known)
     accuracy = pd.to_numeric(column("accuracy"), errors="coerce")
-    error = error.where(error.notna(), pd.Series(np.where(accuracy < 0, "accuracy must be 0 or more metres", None)))
+    error[pd.isna(error) & (accuracy.to_numpy() < 0)] = "accuracy must be 0 or more metres"
     x, y = transformer(4326, ref.metric).transform(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    return pd.DataFrame({"geom": shapely.points(x, y), "accuracy": accuracy, "case_type": case_type,
-                         "class_code": code, "component_id": picked, "input_error": error})
+    text = {"case_type": case_type, "class_code": code, "component_id": picked.to_numpy(), "input_error": error}
+    return pd.DataFrame({"x": x, "y": y, "accuracy": accuracy,
+                         **{name: pd.Series(values, dtype=object) for name, values in text.items()}})
 
 
 def _finish(prepared: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
+    """The decision with the input errors (rows :func:`decide` left undecided) in ``error``."""
     error = prepared["input_error"].where(prepared["input_error"].notna(), decided["error"])
-    decided = decided.drop(columns="error")
-    blank(decided, error.notna().to_numpy())
     return decided.assign(case_type=prepared["case_type"], error=error)
 
 
@@ -132,7 +143,6 @@ def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session, crs: str
     prepared = prepare(rows, ref)
     bad = pd.isna(lon) | pd.isna(lat)
     prepared.loc[bad, "input_error"] = prepared.loc[bad, "input_error"].fillna("impossible or missing coordinates")
-    prepared.loc[bad, "geom"] = shapely.Point()
     classes = sorted(set(prepared.loc[prepared["case_type"] == "component", "class_code"].dropna()))
     layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
     decided = _finish(prepared, decide(prepared, layers, ref))

@@ -1,0 +1,210 @@
+"""Candidate search and distances in plain numpy, for millions of fixes at once.
+
+GEOS answers one (point, feature) question at a time; a routing batch asks tens of millions. Here the
+questions are answered column-wise: a hash of square cells pairs fixes with the features whose boxes
+meet theirs (:class:`CellIndex`), and the distance from a fix to a feature is the least distance to the
+feature's straight segments, with an even-odd crossing count telling whether the fix lies inside a
+polygon (:func:`distances`). Both paths of the routing engine use these, so they measure alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import shapely
+
+EMPTY = np.empty(0, dtype=np.int64)
+CHUNK = 4_000_000
+DENSE_CELLS = 20_000_000  # up to this many cells a join looks points up in a table, beyond by binary search  # (pair, segment) rows handled at once: bounds the memory of one step
+
+
+@dataclass
+class Segments:
+    """The straight segments of a layer's geometries (polygon rings or lines), grouped by feature."""
+
+    ax: np.ndarray
+    ay: np.ndarray
+    bx: np.ndarray
+    by: np.ndarray
+    feature: np.ndarray  # the feature of each segment, non-decreasing
+    start: np.ndarray  # first segment of each feature
+    count: np.ndarray  # segments of each feature (0 for an empty geometry)
+
+    @classmethod
+    def of(cls, geoms: np.ndarray) -> Segments:
+        parts, part_of = shapely.get_parts(geoms, return_index=True)
+        polygon = shapely.get_type_id(parts) == 3
+        rings, ring_of = shapely.get_rings(parts[polygon], return_index=True)
+        lines = np.concatenate([rings, parts[~polygon]])
+        owner = np.concatenate([part_of[polygon][ring_of], part_of[~polygon]])
+        order = np.argsort(owner, kind="stable")
+        lines, owner = lines[order], owner[order]
+        xy, line_of = shapely.get_coordinates(lines, return_index=True)
+        same = line_of[1:] == line_of[:-1]
+        a, b = xy[:-1][same], xy[1:][same]
+        feature = owner[line_of[:-1][same]]
+        count = np.bincount(feature, minlength=len(geoms))
+        return cls(a[:, 0], a[:, 1], b[:, 0], b[:, 1], feature, np.cumsum(count) - count, count)
+
+    def boxes(self, margin: np.ndarray | float = 0.0) -> np.ndarray:
+        """Each segment's box, widened by ``margin`` (per segment or one for all)."""
+        return np.column_stack([np.minimum(self.ax, self.bx) - margin, np.minimum(self.ay, self.by) - margin,
+                                np.maximum(self.ax, self.bx) + margin, np.maximum(self.ay, self.by) + margin])
+
+
+class CellIndex:
+    """Boxes hashed to the square cells they cover, to find which of them a query box meets.
+
+    Built once per layer; a query costs in proportion to the pairs it finds, not to queries × boxes.
+    Points are boxes of no size. With ``groups``, a query box meets only boxes of its own group (the
+    components of the case's class, say).
+    """
+
+    def __init__(self, boxes: np.ndarray, *, groups: np.ndarray | None = None, cell: float | None = None):
+        self.boxes = np.ascontiguousarray(boxes.T).T if len(boxes) else boxes  # columns contiguous
+        self.groups = np.zeros(len(boxes), np.int64) if groups is None else groups.astype(np.int64)
+        if len(boxes) == 0:
+            boxes = np.zeros((1, 4))
+        self.cell = cell or max(float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))), 1.0)
+        self.x0, self.y0 = float(boxes[:, 0].min()), float(boxes[:, 1].min())
+        self.nx = int((boxes[:, 2].max() - self.x0) // self.cell) + 1
+        self.ny = int((boxes[:, 3].max() - self.y0) // self.cell) + 1
+        self.span = (int(self.groups.max()) + 1 if len(self.groups) else 1) * self.nx * self.ny
+        entry, cx, cy = self._cells(self.boxes)
+        key = self._key(self.groups[entry], cx, cy)
+        order = np.argsort(key, kind="stable")
+        self.keys, self.entries = key[order], entry[order]
+        if self.span <= DENSE_CELLS:  # a table of every cell: where its entries start, how many
+            self.count = np.bincount(key, minlength=self.span)
+            self.start = np.cumsum(self.count) - self.count
+
+    def _range(self, low, high, origin, size):
+        with np.errstate(invalid="ignore"):
+            a, b = np.floor((low - origin) / self.cell), np.floor((high - origin) / self.cell)
+        ok = np.isfinite(a) & np.isfinite(b) & (b >= 0) & (a < size)
+        return np.clip(np.where(ok, a, 0), 0, size - 1).astype(np.int64), \
+            np.clip(np.where(ok, b, -1), -1, size - 1).astype(np.int64), ok
+
+    def _cells(self, boxes: np.ndarray):
+        """(box, cell x, cell y) for every cell each box covers."""
+        x0, x1, okx = self._range(boxes[:, 0], boxes[:, 2], self.x0, self.nx)
+        y0, y1, oky = self._range(boxes[:, 1], boxes[:, 3], self.y0, self.ny)
+        width, height = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
+        cells = np.where(okx & oky, width * height, 0)
+        box = np.repeat(np.arange(len(boxes)), cells)
+        local = np.arange(cells.sum()) - np.repeat(np.cumsum(cells) - cells, cells)
+        return box, x0[box] + local // height[box], y0[box] + local % height[box]
+
+    def _key(self, group, cx, cy):
+        return (group * self.nx + cx) * self.ny + cy
+
+    def query(self, boxes: np.ndarray, groups: np.ndarray | None = None, *,
+              both_have_extent: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Every (query, indexed box) pair whose boxes meet. A pair is found once in each cell both boxes
+        cover: when the query and the indexed boxes both have extent, ``both_have_extent`` keeps one."""
+        if len(boxes) == 0 or len(self.boxes) == 0:
+            return EMPTY, EMPTY
+        query, cx, cy = self._cells(boxes)
+        group = np.zeros(len(query), np.int64) if groups is None else groups.astype(np.int64)[query]
+        usable = (group >= 0) & (group * self.nx * self.ny < self.span)
+        if not usable.all():
+            query, cx, cy, group = query[usable], cx[usable], cy[usable], group[usable]
+        key = self._key(group, cx, cy)
+        if self.span <= DENSE_CELLS:
+            low, found = self.start[key], self.count[key]
+        else:
+            low = np.searchsorted(self.keys, key, "left")
+            found = np.searchsorted(self.keys, key, "right") - low
+        hit = found > 0
+        query, low, found = query[hit], low[hit], found[hit]
+        at = np.repeat(low - (np.cumsum(found) - found), found) + np.arange(found.sum())
+        entry = self.entries[at]
+        query = np.repeat(query, found)
+        meet = ((boxes[:, 0][query] <= self.boxes[:, 2][entry]) & (boxes[:, 2][query] >= self.boxes[:, 0][entry])
+                & (boxes[:, 1][query] <= self.boxes[:, 3][entry]) & (boxes[:, 3][query] >= self.boxes[:, 1][entry]))
+        query, entry = query[meet], entry[meet]
+        if both_have_extent:
+            pairs = np.unique(query * len(self.boxes) + entry)
+            query, entry = pairs // len(self.boxes), pairs % len(self.boxes)
+        return query, entry
+
+
+def point_boxes(x: np.ndarray, y: np.ndarray, radius: np.ndarray | float = 0.0) -> np.ndarray:
+    return np.column_stack([x - radius, y - radius, x + radius, y + radius])
+
+
+def segment_distance(x, y, ax, ay, bx, by) -> np.ndarray:
+    """Distance from each (x, y) to the segment a–b on the same row."""
+    dx, dy = bx - ax, by - ay
+    length2 = dx * dx + dy * dy
+    t = np.clip(((x - ax) * dx + (y - ay) * dy) / np.where(length2 > 0, length2, 1.0), 0.0, 1.0)
+    return np.hypot(ax + t * dx - x, ay + t * dy - y)
+
+
+def distances(px: np.ndarray, py: np.ndarray, point: np.ndarray, feature: np.ndarray,
+              segments: Segments) -> tuple[np.ndarray, np.ndarray]:
+    """For each (point, feature) pair: the distance to the feature's nearest segment, and whether the
+    point lies inside it (an odd number of its polygon's edges cross the ray to the east of the point).
+    Features without segments (empty geometries) give an infinite distance."""
+    edge = np.full(len(point), np.inf)
+    odd = np.zeros(len(point), dtype=bool)
+    counts = segments.count[feature]
+    usable = np.flatnonzero(counts > 0)
+    total = np.cumsum(counts[usable])
+    cuts = np.unique(np.concatenate([[0], np.searchsorted(total, np.arange(CHUNK, total[-1] if len(total) else 0,
+                                                                           CHUNK)), [len(usable)]]))
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        rows = usable[a:b]
+        count = counts[rows]
+        first = np.cumsum(count) - count
+        pair = np.repeat(np.arange(len(rows)), count)
+        s = np.repeat(segments.start[feature[rows]] - first, count) + np.arange(count.sum())
+        x, y = px[point[rows]][pair], py[point[rows]][pair]
+        ax, ay, bx, by = segments.ax[s], segments.ay[s], segments.bx[s], segments.by[s]
+        edge[rows] = np.minimum.reduceat(segment_distance(x, y, ax, ay, bx, by), first)
+        dy = by - ay
+        cross = ((ay > y) != (by > y)) & (x < ax + (y - ay) * (bx - ax) / np.where(dy != 0, dy, 1.0))
+        odd[rows] = np.add.reduceat(cross.astype(np.int32), first) % 2 == 1
+    return edge, odd
+
+
+def starts(*keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal (sorted) keys begins, as a boolean mask."""
+    if len(keys[0]) == 0:
+        return np.zeros(0, dtype=bool)
+    change = np.zeros(len(keys[0]) - 1, dtype=bool)
+    for key in keys:
+        change |= key[1:] != key[:-1]
+    return np.r_[True, change]
+
+
+def ranked(point: np.ndarray, distance: np.ndarray, feature: np.ndarray, layer):
+    """Candidates sorted per point by distance, equal distances by code (``layer.values("code", rows)``);
+    returns the sorted point, feature and distance arrays and each candidate's rank (0 is the choice)."""
+    order = np.lexsort((feature, distance, point))
+    point, distance, feature = point[order], distance[order], feature[order]
+    tied = np.flatnonzero((point[1:] == point[:-1]) & (distance[1:] == distance[:-1]))
+    if len(tied):  # exact ties (a fix nearest to the joint of two segments): sort them by code
+        involved = np.zeros(len(point), dtype=bool)
+        involved[tied], involved[tied + 1] = True, True
+        members = np.unique(feature[involved])
+        code_rank = np.empty(len(members), dtype=np.int64)
+        code_rank[np.argsort(np.array(layer.values("code", members), dtype=str), kind="stable")] = np.arange(len(members))
+        by_code = np.zeros(len(point), dtype=np.int64)
+        by_code[involved] = code_rank[np.searchsorted(members, feature[involved])]
+        order = np.lexsort((by_code, distance, point))
+        point, distance, feature = point[order], distance[order], feature[order]
+    first = np.flatnonzero(starts(point))
+    rank = np.arange(len(point)) - np.repeat(first, np.diff(np.r_[first, len(point)]))
+    return point, feature, distance, rank
+
+
+def first_two(point: np.ndarray, feature: np.ndarray, distance: np.ndarray, rank: np.ndarray, n: int):
+    """Per point: the chosen and the runner-up feature (-1 when none) and their distances (NaN)."""
+    chosen, second = np.full(n, -1), np.full(n, -1)
+    d1, d2 = np.full(n, np.nan), np.full(n, np.nan)
+    top, runner = rank == 0, rank == 1
+    chosen[point[top]], d1[point[top]] = feature[top], distance[top]
+    second[point[runner]], d2[point[runner]] = feature[runner], distance[runner]
+    return chosen, second, d1, d2

@@ -1,0 +1,98 @@
+"""A layer's columns as Arrow arrays and integer codes, converted once per decision batch.
+
+A million component codes cost a second when pandas turns them into Python objects again and again;
+here a column is encoded once (Arrow text, dictionary codes, JSON-quoted text) and then only taken
+by index.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from gridmap.routing import evidence as ev
+
+
+def positions(index: np.ndarray) -> pa.Array:
+    """Arrow take-indices, null where ``index`` is -1 (nothing chosen)."""
+    return pa.array(index, mask=index < 0)
+
+
+class Table:
+    def __init__(self, frame: pd.DataFrame):
+        self.frame, self._cache = frame, {}
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def cached(self, key, make):
+        """``make()``, computed once per table (layer-wide work: segments, indexes)."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def arrow(self, name: str) -> pa.Array:
+        def make():
+            array = pa.array(self.frame[name], from_pandas=True) if len(self.frame) else pa.array([], pa.string())
+            if pa.types.is_large_string(array.type) or pa.types.is_null(array.type):
+                array = array.cast(pa.string())
+            return array
+        return self.cached(("arrow", name), make)
+
+    def encoded(self, name: str) -> tuple[np.ndarray, list]:
+        """Per row the index of its value in the column's distinct values (-1 for none), and those values."""
+        def make():
+            encoded = pc.dictionary_encode(self.arrow(name))
+            codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+            return codes, encoded.dictionary.to_pylist()
+        return self.cached(("encoded", name), make)
+
+    def quoted(self, name: str) -> pa.Array:
+        """The column as JSON text (``"…"`` or ``null``)."""
+        return self.cached(("quoted", name), lambda: ev.text(self.arrow(name)))
+
+    def take(self, name: str, index: np.ndarray) -> pa.Array:
+        return self.arrow(name).take(positions(index))
+
+    def take_quoted(self, name: str, index: np.ndarray) -> pa.Array:
+        return pc.fill_null(self.quoted(name).take(positions(index)), "null")
+
+    def codes_at(self, name: str, index: np.ndarray) -> np.ndarray:
+        """The dictionary codes (see :meth:`encoded`) at ``index``; -1 where the index is -1 or the value missing."""
+        codes, _ = self.encoded(name)
+        return np.where(index >= 0, codes[np.maximum(index, 0)], -1) if len(codes) else np.full(len(index), -1)
+
+    def values(self, name: str, index) -> list:
+        """Python values at a few rows (for messages)."""
+        return self.arrow(name).take(pa.array(np.asarray(index, dtype=np.int64))).to_pylist()
+
+    def value(self, name: str, row: int):
+        return None if row < 0 else self.arrow(name)[int(row)].as_py()
+
+
+class Vocabulary:
+    """Integer codes for a set of words (department codes, rule names), -1 for none."""
+
+    def __init__(self):
+        self.words: list = []
+        self._index: dict = {}
+
+    def code(self, word) -> int:
+        if word is None or (isinstance(word, float) and np.isnan(word)):
+            return -1
+        if word not in self._index:
+            self._index[word] = len(self.words)
+            self.words.append(word)
+        return self._index[word]
+
+    def lookup(self, words: list) -> np.ndarray:
+        """Codes of ``words``, with a trailing -1 so that ``lookup(...)[codes]`` maps -1 to -1."""
+        return np.array([self.code(w) for w in words] + [-1], dtype=np.int64)
+
+    def objects(self, codes: np.ndarray) -> np.ndarray:
+        return np.array(self.words + [None], dtype=object)[codes]
+
+    def quoted(self, codes: np.ndarray) -> pa.Array:
+        return pc.fill_null(ev.text(self.words).take(positions(codes)), "null")
