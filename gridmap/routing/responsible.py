@@ -19,14 +19,13 @@ FIXED = len(ROLES)  # the target of a rule that names its department itself
 
 def role(table: Table, name: str, index: np.ndarray, depts: Vocabulary) -> np.ndarray:
     """Department codes (in ``depts``) of column ``name`` of the chosen features; -1 for none."""
-    codes, values = table.encoded(name) if len(table) else (np.empty(0, dtype=np.int64), [])
-    return depts.lookup(values)[table.codes_at(name, index)]
+    return depts.lookup(table.encoded(name)[1])[table.codes_at(name, index)]
 
 
 def street_office(grids: Table, grid: np.ndarray, ref: Reference, depts: Vocabulary) -> np.ndarray:
     """The grid's responsible body, else its district's street office."""
     own = role(grids, "grid_department", grid, depts)
-    _, districts = grids.encoded("district_id") if len(grids) else (None, [])
+    districts = grids.encoded("district_id")[1]
     office = depts.lookup([ref.street_offices.get(d) for d in districts])[grids.codes_at("district_id", grid)]
     return np.where(own >= 0, own, office)
 

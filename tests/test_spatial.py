@@ -1,0 +1,60 @@
+"""The numpy candidate search and distances agree with GEOS on the demo city's real shapes (unit grids
+with holes and several parts, multi-part roads): the routing engine's single and batch paths share
+this code, so it is checked here against an independent implementation."""
+
+import numpy as np
+import shapely
+
+from gridmap.routing.layers import Reference, load_layers
+from gridmap.routing.policy import ON_EDGE_M
+from gridmap.routing.spatial import CellIndex, Segments, distances, point_boxes
+
+
+def test_grid_search_and_distances_match_geos(session):
+    layers = load_layers(session=session, metric=Reference.current(session).metric, class_codes=[])
+    grids = layers.grids["geom"].to_numpy()
+    roads = layers.roads["geom"].to_numpy()
+    assert len(shapely.get_parts(grids)) > len(grids)  # multi-part grids are among them
+    rng = np.random.default_rng(7)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(grids)
+    x, y = rng.uniform(xmin, xmax, 20_000), rng.uniform(ymin, ymax, 20_000)
+    # points exactly on grid vertices and on road vertices as well
+    vertices = shapely.get_coordinates(grids[:300])
+    x, y = np.r_[x, vertices[:, 0]], np.r_[y, vertices[:, 1]]
+    points = shapely.points(x, y)
+
+    segments = Segments.of(grids)
+    point, feature = CellIndex(shapely.bounds(grids) + [-ON_EDGE_M, -ON_EDGE_M, ON_EDGE_M, ON_EDGE_M]).query(
+        point_boxes(x, y))
+    edge, inside = distances(x, y, point, feature, segments)
+    found = inside | (edge <= ON_EDGE_M)
+    tree = shapely.STRtree(grids)
+    expected = set(zip(*tree.query(points, predicate="dwithin", distance=ON_EDGE_M)))
+    assert set(zip(point[found], feature[found])) == {(int(p), int(f)) for p, f in expected}
+    geos = shapely.distance(points[point], grids[feature])
+    assert np.allclose(np.where(inside, 0.0, edge), geos, atol=1e-6)
+
+    radius = 25.0
+    road_segments = Segments.of(roads)
+    near, seg = CellIndex(road_segments.boxes(radius)).query(point_boxes(x, y))
+    road = road_segments.feature[seg]
+    d = distances(x, y, near, road, road_segments)[0]
+    within = {(int(p), int(r)) for p, r, dd in zip(near, road, d) if dd <= radius}
+    expected = set(zip(*shapely.STRtree(roads).query(points, predicate="dwithin", distance=radius)))
+    assert within == {(int(p), int(r)) for p, r in expected}
+
+
+def test_box_queries_find_each_pair_once():
+    rng = np.random.default_rng(3)
+    lower = rng.uniform(0, 1000, (500, 2))
+    boxes = np.column_stack([lower, lower + rng.uniform(1, 150, (500, 2))])
+    index = CellIndex(boxes)
+    query = np.column_stack([lower[:200] + 5, lower[:200] + 90])
+    found = index.query(query, both_have_extent=True)
+    pairs = list(zip(*found))
+    assert len(pairs) == len(set(pairs))
+    meets = shapely.STRtree(shapely.box(*boxes.T)).query(shapely.box(*query.T))
+    assert set(pairs) == set(zip(*meets))
+    groups = rng.integers(0, 3, 500)
+    grouped = set(zip(*CellIndex(boxes, groups=groups).query(query, groups[:200], both_have_extent=True)))
+    assert grouped == {(q, b) for q, b in pairs if groups[q] == groups[b]}
