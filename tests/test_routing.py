@@ -151,6 +151,7 @@ def test_poor_accuracy_is_flagged(session):
     ({"x": 121.52, "y": 25.04, "class_code": "20102", "crs": "mars"}, BadReport, "unknown coordinate system"),
     ({"x": 25.04, "y": 121.52, "class_code": "20102"}, BadReport, "swapped"),
     ({"x": 121.52, "y": 25.04, "class_code": "10203", "component_id": "6300500203999999"}, BadReport, "does not exist"),
+    ({"x": 121.52, "y": 25.04, "class_code": "20102", "accuracy": float("inf")}, BadReport, "number of metres"),
 ])
 def test_bad_reports_are_refused_with_a_reason(session, kwargs, error, words):
     with pytest.raises(error, match=words):

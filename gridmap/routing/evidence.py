@@ -27,8 +27,9 @@ def text(values) -> pa.Array:
 
 
 def number(values: np.ndarray, decimals: int) -> pa.Array:
-    """JSON numbers rounded to ``decimals``, ``null`` for NaN."""
+    """JSON numbers rounded to ``decimals``, ``null`` for NaN or infinity (JSON has neither)."""
     rounded = np.round(np.asarray(values, dtype=float), decimals)
+    rounded[~np.isfinite(rounded)] = np.nan
     return pc.fill_null(pc.cast(pa.array(rounded, from_pandas=True), pa.string()), "null")
 
 

@@ -23,6 +23,7 @@ from gridmap.routing.layers import Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
 
 CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the case type first
+ACCURACY_ERROR = "accuracy must be a number of metres, 0 or more"
 
 
 def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tuple[str | None, str, str | None]:
@@ -72,7 +73,8 @@ def prepare(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
     picked = picked.where(picked.notna(), None)
     case_type, code, error = case_types(column("class"), column("case_type"), picked, ref.known)
     accuracy = pd.to_numeric(column("accuracy"), errors="coerce")
-    error[pd.isna(error) & (accuracy.to_numpy() < 0)] = "accuracy must be 0 or more metres"
+    error[pd.isna(error) & ((accuracy.to_numpy() < 0) | np.isinf(accuracy.to_numpy()))] = \
+        ACCURACY_ERROR
     x, y = transformer(4326, ref.metric).transform(frame["lon"].to_numpy(), frame["lat"].to_numpy())
     text = {"case_type": case_type, "class_code": code, "component_id": picked.to_numpy(), "input_error": error}
     return pd.DataFrame({"x": x, "y": y, "accuracy": accuracy,
@@ -96,6 +98,8 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
         lon, lat = (float(np.ravel(v)[0]) for v in to_wgs84([x], [y], crs))
     except ValueError as error:
         raise BadReport(str(error)) from None
+    if accuracy is not None and not 0 <= accuracy < np.inf:
+        raise BadReport(ACCURACY_ERROR)
     ref = Reference.current(session)
     frame = pd.DataFrame({"lon": [lon], "lat": [lat], "accuracy": [accuracy], "class": [class_code],
                           "case_type": [case_type], "component_id": [component_id]})
