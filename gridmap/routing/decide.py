@@ -247,7 +247,7 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
 
     # the accuracy circle, where it crosses the grid's edge: the grids of other bodies within it
     circle = np.flatnonzero(found & (accuracy > ON_EDGE_M) & (to_edge <= accuracy))
-    body, bodies = grids.encoded("grid_department")
+    body = grids.encoded("grid_department")[0]
     near, other = index.query(point_boxes(x[circle], y[circle], accuracy[circle]), both_have_extent=True)
     near = circle[near]
     differs = (body[other] != body[chosen[near]]) & (other != chosen[near])
@@ -263,9 +263,10 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
     p, o = near[firsts], other[firsts]
     reasons.add(p, [
         f"the accuracy circle ({acc:.0f} m) reaches unit grid {code} ({d:.1f} m away), whose responsible "
-        f"body is {bodies[body[oo]]}, not {own}" + (f" (and {k - 1} more such grids)" if k > 1 else "")
-        for acc, code, d, oo, own, k in zip(accuracy[p], grids.values("code", o), distance[firsts], o,
-                                            grids.values("grid_department", chosen[p]), counts)])
+        f"body is {theirs}, not {own}" + (f" (and {k - 1} more such grids)" if k > 1 else "")
+        for acc, code, d, theirs, own, k in zip(accuracy[p], grids.values("code", o), distance[firsts],
+                                                grids.values("grid_department", o),
+                                                grids.values("grid_department", chosen[p]), counts)])
     return chosen, {"unit_grid": unit_grid, "others": ev.lists(near, items, n)}
 
 

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from gridmap.departments.service import applicable_rules
 from gridmap.routing.layers import Reference
-from gridmap.routing.table import Table, Vocabulary, positions
+from gridmap.routing.table import Table, Vocabulary, distinct_rows, positions
 
 ROLES = ("component_maintainer", "component_owner", "road_maintenance", "road_cleaning", "street_office")
 FIXED = len(ROLES)  # the target of a rule that names its department itself
@@ -46,15 +46,12 @@ def departments(case_type, class_code, grid, road, grids: Table, roads: Table, r
     rules_ev = pa.nulls(n, pa.string())
     if len(open_rows) == 0:
         return department, rule, rules_ev
-    parts = [pd.factorize(pd.Series(case_type[open_rows], dtype=object))[0],
-             pd.factorize(pd.Series(class_code[open_rows], dtype=object))[0],
-             grids.codes_at("district_id", grid[open_rows]), grids.codes_at("street_id", grid[open_rows]),
-             grids.codes_at("area_class", grid[open_rows]), roads.codes_at("grade", road[open_rows]),
-             ((roles[:, open_rows] >= 0) * (1 << np.arange(len(ROLES)))[:, None]).sum(axis=0)]
-    key = np.zeros(len(open_rows), dtype=np.int64)
-    for part in parts:
-        key = key * (int(part.max()) + 2) + part + 1
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    known = ((roles[:, open_rows] >= 0) * (1 << np.arange(len(ROLES)))[:, None]).sum(axis=0)
+    first, inverse = distinct_rows(case_type[open_rows], class_code[open_rows],
+                                   grids.codes_at("district_id", grid[open_rows]),
+                                   grids.codes_at("street_id", grid[open_rows]),
+                                   grids.codes_at("area_class", grid[open_rows]),
+                                   roads.codes_at("grade", road[open_rows]), known)
     target, fixed, names, chains = [], [], [], []
     for p in open_rows[first]:
         place = {"case_type": case_type[p], "class_code": class_code[p],
@@ -102,11 +99,8 @@ def time_limits(case_type, class_code, area_class, ref: Reference) -> tuple[np.n
     table = {(t, c): row for t, c, row in zip(ref.classes["case_type"], ref.classes["code"],
                                                ref.classes[["limit_a", "limit_b", "limit_c", "limit_unit", "road_bound"]]
                                                .itertuples(index=False))}
-    kinds = pd.factorize(pd.Series(case_type, dtype=object), use_na_sentinel=False)
-    codes = pd.factorize(pd.Series(class_code, dtype=object), use_na_sentinel=False)
-    key = kinds[0] * (len(codes[1]) + 1) + codes[0]
-    distinct, inverse = np.unique(key, return_inverse=True)
-    found = [table.get((kinds[1][k // (len(codes[1]) + 1)], codes[1][k % (len(codes[1]) + 1)])) for k in distinct]
+    first, inverse = distinct_rows(case_type, class_code)
+    found = [table.get((case_type[p], class_code[p])) for p in first]
     limits = np.array([[f.limit_a, f.limit_b, f.limit_c] if f else [np.nan] * 3 for f in found],
                       dtype=float).reshape(-1, 3)[inverse]
     unit = np.array([f.limit_unit if f else None for f in found], dtype=object)[inverse]

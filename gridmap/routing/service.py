@@ -21,6 +21,7 @@ from gridmap.routing.decide import decide
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
 from gridmap.routing.layers import Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
+from gridmap.routing.table import distinct_rows
 
 CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the case type first
 ACCURACY_ERROR = "accuracy must be a number of metres, 0 or more"
@@ -54,13 +55,9 @@ def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tupl
 
 def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, known: dict[str, set[str]]):
     """Per row (case type, 4-digit class, error) as object arrays, worked out once per distinct input."""
-    parts = [pd.factorize(pd.Series(values.to_numpy(dtype=object), dtype=object), use_na_sentinel=False)
-             for values in (class_codes, given)]
-    has_pick = pd.notna(picked).to_numpy()
-    key = (parts[0][0] * (len(parts[1][1]) + 1) + parts[1][0]) * 2 + has_pick
-    distinct, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    answers = [case_type_of(parts[0][1][parts[0][0][p]], parts[1][1][parts[1][0][p]], bool(has_pick[p]), known)
-               for p in first]
+    raw, given, has_pick = class_codes.to_numpy(dtype=object), given.to_numpy(dtype=object), pd.notna(picked).to_numpy()
+    first, inverse = distinct_rows(raw, given, has_pick)
+    answers = [case_type_of(raw[p], given[p], bool(has_pick[p]), known) for p in first]
     return tuple(np.array([a[k] for a in answers] + [None], dtype=object)[:-1][inverse] for k in range(3))
 
 

@@ -15,6 +15,17 @@ import pyarrow.compute as pc
 from gridmap.routing import evidence as ev
 
 
+def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows grouped by their combination of values in ``columns`` (missing values form a group of their
+    own): one representative row per group, and each row's group. Work done once per group, not per row."""
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for values in columns:
+        codes = pd.factorize(np.asarray(values), use_na_sentinel=False)[0]
+        key = key * (int(codes.max(initial=0)) + 1) + codes
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    return first, inverse.ravel()
+
+
 def positions(index: np.ndarray) -> pa.Array:
     """Arrow take-indices, null where ``index`` is -1 (nothing chosen)."""
     return pa.array(index, mask=index < 0)
