@@ -47,7 +47,7 @@ from gridmap.routing.policy import (
     SNAP_RADIUS_M,
     road_tolerance,
 )
-from gridmap.routing.spatial import CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
+from gridmap.routing.spatial import EMPTY, CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
 from gridmap.routing.responsible import departments, role, street_office, time_limits
 from gridmap.routing.table import Table, Vocabulary
 
@@ -111,11 +111,12 @@ def _layer_work(tables: tuple[Table, Table, Table]) -> None:
                              (roads, ["grade", "maintenance", "cleaning"])):
             for name in names:
                 table.encoded(name)
-        grids.quoted("code"), roads.quoted("code"), roads.quoted("grade"), grids.quoted("grid_department")
+        for table, name in ((grids, "code"), (grids, "grid_department"), (roads, "code"), (roads, "grade")):
+            table.take_quoted(name, EMPTY)
 
     def components():
         comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
-        comps.quoted("code")
+        comps.take_quoted("code", EMPTY)
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for done in [pool.submit(grids_and_roads), pool.submit(components)]:

@@ -15,15 +15,20 @@ import pyarrow.compute as pc
 SAFE = r'^[^"\\\x00-\x1f]*$'  # text that needs no escaping inside JSON quotes
 
 
-def text(values) -> pa.Array:
-    """JSON strings (``"…"``), ``null`` for missing values."""
+def text(values, safe: bool | None = None) -> pa.Array:
+    """JSON strings (``"…"``), ``null`` for missing values. ``safe``: whether it is already known that no
+    value needs escaping (see :func:`needs_no_escaping`)."""
     array = values if isinstance(values, pa.Array) else pa.array(np.asarray(values, dtype=object), type=pa.string(),
                                                                 from_pandas=True)
-    if pc.all(pc.match_substring_regex(array, SAFE)).as_py() in (True, None):
+    if safe if safe is not None else needs_no_escaping(array):
         quoted = pc.binary_join_element_wise('"', array, '"', "")
     else:
         quoted = pa.array([None if v is None else orjson.dumps(v).decode() for v in array.to_pylist()], pa.string())
     return pc.fill_null(quoted, "null")
+
+
+def needs_no_escaping(array: pa.Array) -> bool:
+    return pc.all(pc.match_substring_regex(array, SAFE)).as_py() in (True, None)
 
 
 def number(values: np.ndarray, decimals: int) -> pa.Array:

@@ -33,19 +33,23 @@ class Segments:
 
     @classmethod
     def of(cls, geoms: np.ndarray) -> Segments:
-        parts, part_of = shapely.get_parts(geoms, return_index=True)
-        polygon = shapely.get_type_id(parts) == 3
-        rings, ring_of = shapely.get_rings(parts[polygon], return_index=True)
-        lines = np.concatenate([rings, parts[~polygon]])
-        owner = np.concatenate([part_of[polygon][ring_of], part_of[~polygon]])
-        order = np.argsort(owner, kind="stable")
-        lines, owner = lines[order], owner[order]
-        xy, line_of = shapely.get_coordinates(lines, return_index=True)
-        same = line_of[1:] == line_of[:-1]
-        a, b = xy[:-1][same], xy[1:][same]
-        feature = owner[line_of[:-1][same]]
+        """Segments of polygons (every ring) or of lines, single or multi-part; empty geometries have none."""
+        geoms = np.asarray(geoms, dtype=object)
+        if len(geoms) == 0:
+            empty = np.empty(0)
+            return cls(empty, empty, empty, empty, EMPTY, EMPTY, EMPTY)
+        _, xy, offsets = shapely.to_ragged_array(geoms, include_z=False)
+        lines = offsets[0].astype(np.int64)  # where each ring (or line) starts in xy
+        owner = np.arange(len(lines) - 1)
+        for upper in offsets[1:]:  # ring → polygon → feature (or line → feature)
+            owner = np.searchsorted(upper, owner, "right") - 1
+        joins = np.ones(len(xy), dtype=bool)  # xy[j] → xy[j + 1] is a segment unless a new line starts at j + 1
+        joins[lines[1:] - 1] = False
+        j = np.flatnonzero(joins[:-1])
+        line = np.searchsorted(lines, j, "right") - 1
+        feature = owner[line].astype(np.int64)
         count = np.bincount(feature, minlength=len(geoms))
-        return cls(a[:, 0], a[:, 1], b[:, 0], b[:, 1], feature, np.cumsum(count) - count, count)
+        return cls(xy[j, 0], xy[j, 1], xy[j + 1, 0], xy[j + 1, 1], feature, np.cumsum(count) - count, count)
 
     def boxes(self, margin: np.ndarray | float = 0.0) -> np.ndarray:
         """Each segment's box, widened by ``margin`` (per segment or one for all)."""
@@ -73,7 +77,7 @@ class CellIndex:
         self.span = (int(self.groups.max()) + 1 if len(self.groups) else 1) * self.nx * self.ny
         entry, cx, cy = self._cells(self.boxes)
         key = self._key(self.groups[entry], cx, cy)
-        order = np.argsort(key, kind="stable")
+        order = np.argsort(key)  # the order within a cell does not matter: candidates are ranked later
         self.keys, self.entries = key[order], entry[order]
         if self.span <= DENSE_CELLS:  # a table of every cell: where its entries start, how many
             self.count = np.bincount(key, minlength=self.span)

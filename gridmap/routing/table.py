@@ -60,15 +60,13 @@ class Table:
             return codes, encoded.dictionary.to_pylist()
         return self.cached(("encoded", name), make)
 
-    def quoted(self, name: str) -> pa.Array:
-        """The column as JSON text (``"…"`` or ``null``)."""
-        return self.cached(("quoted", name), lambda: ev.text(self.arrow(name)))
-
     def take(self, name: str, index: np.ndarray) -> pa.Array:
         return self.arrow(name).take(positions(index))
 
     def take_quoted(self, name: str, index: np.ndarray) -> pa.Array:
-        return pc.fill_null(self.quoted(name).take(positions(index)), "null")
+        """The column's values at ``index`` as JSON text (``"…"``, ``null`` where the index is -1)."""
+        safe = self.cached(("safe", name), lambda: ev.needs_no_escaping(self.arrow(name)))
+        return ev.text(self.take(name, index), safe)
 
     def codes_at(self, name: str, index: np.ndarray) -> np.ndarray:
         """The dictionary codes (see :meth:`encoded`) at ``index``; -1 where the index is -1 or the value missing."""
