@@ -1,4 +1,5 @@
-"""Request dependencies: one session per request, committed when the request succeeds."""
+"""Request dependencies: one session per request (committed when the request succeeds) and the user
+behind the bearer token."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
+from gridmap.config import Settings
 from gridmap.db.engine import unit_of_work
+from gridmap.users.exceptions import NotAuthenticated
+from gridmap.users.service import CurrentUser, user_for_token
+
+oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -17,3 +24,19 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_user(session: SessionDep, token: Annotated[str | None, Depends(oauth2)]) -> CurrentUser:
+    if not token:
+        raise NotAuthenticated("log in first: POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'")
+    return user_for_token(session=session, token=token)
+
+
+UserDep = Annotated[CurrentUser, Depends(get_user)]

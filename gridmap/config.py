@@ -51,6 +51,16 @@ class ApiSettings(BaseSettings):
     port: int = 8000
 
 
+class CaseSettings(BaseSettings):
+    """Where reports' photos are kept (outside the web root) and how big they may be."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    photo_dir: Path = Field(default_factory=lambda: default_home() / "photos",
+                            description="folder of the photo store (content-addressed)")
+    photo_max_mb: float = Field(default=10.0, gt=0, le=100, description="largest photo accepted, MB")
+
+
 class Settings(BaseSettings):
     """All settings, grouped by concern."""
 
@@ -58,6 +68,7 @@ class Settings(BaseSettings):
 
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    cases: CaseSettings = Field(default_factory=CaseSettings)
 
 
 def load_settings() -> Settings:

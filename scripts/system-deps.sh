@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Make sure the system has what gridmap needs: Python >= 3.11 with venv, and (unless
-# GRIDMAP_DATABASE_URL points at an existing PostGIS) a PostgreSQL server with PostGIS.
+# Make sure the system has what gridmap needs: Python >= 3.11 with venv, node and npm (the
+# front-end assets come from the npm registry), the system Chromium at /usr/bin/chromium (the
+# browser tests drive it with Playwright), and (unless GRIDMAP_DATABASE_URL points at an
+# existing PostGIS) a PostgreSQL server with PostGIS.
 # As root it installs what is missing with apt-get; otherwise it prints the exact command.
 set -euo pipefail
 
@@ -11,6 +13,9 @@ if ! command -v "$python" >/dev/null || ! "$python" -c 'import sys; assert sys.v
     exit 1
 fi
 "$python" -c 'import venv, ensurepip' 2>/dev/null || need+=("python3-venv")
+command -v node >/dev/null || need+=("nodejs")
+command -v npm >/dev/null || need+=("npm")
+[ -x /usr/bin/chromium ] || need+=("chromium")
 
 if [ -z "${GRIDMAP_DATABASE_URL:-}" ]; then
     server=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1 || true)
@@ -32,6 +37,8 @@ else
     echo "gridmap needs these system packages: ${need[*]}" >&2
     echo "Install them with:" >&2
     echo "  sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
-    echo "or set GRIDMAP_DATABASE_URL to an existing PostGIS database." >&2
+    case " ${need[*]} " in
+        *postgres*) echo "or, instead of PostgreSQL, set GRIDMAP_DATABASE_URL to an existing PostGIS database." >&2 ;;
+    esac
     exit 1
 fi

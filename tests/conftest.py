@@ -23,6 +23,8 @@ from gridmap.db.migrate import upgrade
 from gridmap.demo.service import load_demo
 from gridmap.io.report import ImportReport
 
+pytest_plugins = ["tests.browser"]
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

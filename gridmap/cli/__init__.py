@@ -10,6 +10,7 @@ from gridmap.cli.common import console
 from gridmap.cli.data import calendar_app, catalogue_app, data_app, demo_app
 from gridmap.cli.db import db_app
 from gridmap.cli.grids import grids_app
+from gridmap.cli.users import demo_users_command, user_app
 from gridmap.config import load_settings
 
 app = typer.Typer(help="gridmap: grid management and field inspection (数字城管).", no_args_is_help=True,
@@ -19,6 +20,8 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(grids_app, name="grids")
+app.add_typer(user_app, name="user")
+demo_app.command("users")(demo_users_command)
 app.registered_commands += data_app.registered_commands
 
 

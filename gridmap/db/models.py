@@ -1,6 +1,7 @@
 """Import every ORM model so that ``Base.metadata`` knows the whole schema (used by Alembic checks)."""
 
 from gridmap.calendar.models import CalendarDay, WorkingCalendar
+from gridmap.cases.models import CaseEvent, CaseFile, IdempotencyKey, Photo
 from gridmap.catalogue.models import ComponentClass, EventClass
 from gridmap.components.models import Component, ComponentVersion
 from gridmap.db.base import Base
@@ -18,9 +19,10 @@ from gridmap.territory.models import (
     Street,
     UnitGrid,
 )
+from gridmap.users.models import ApiToken, AppUser
 
 __all__ = [
-    "Base", "CalendarDay", "City", "Community", "Component", "ComponentClass", "ComponentVersion",
+    "ApiToken", "AppUser", "Base", "CalendarDay", "CaseEvent", "CaseFile", "IdempotencyKey", "Photo", "City", "Community", "Component", "ComponentClass", "ComponentVersion",
     "DataSource", "Department", "District", "DutyGrid", "DutyGridInspector", "DutyGridMember", "EventClass",
     "Inspector", "ResponsibilityRule", "Road", "RoadGrade", "Street", "UnitGrid", "WorkingCalendar",
 ]

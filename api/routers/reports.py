@@ -1,0 +1,60 @@
+"""Inspectors' reports from the street, and their photos."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi.responses import FileResponse
+
+from api.deps import SessionDep, SettingsDep, UserDep
+from gridmap.cases.access import CASE_READERS, require_role
+from gridmap.cases.photos import PhotoTooLarge, photo_file
+from gridmap.cases.receipts import receipt
+from gridmap.cases.reports import KEY_PATTERN, Upload, submit_report, upload_photo
+from gridmap.cases.schemas import ReportInput, ReportReceipt
+
+router = APIRouter(tags=["reports"])
+KeyHeader = Annotated[str, Header(alias="Idempotency-Key", pattern=KEY_PATTERN,
+                                  description="chosen by the phone per report (a UUID); a retry sends the same key")]
+
+
+async def _read(files: list[UploadFile], limit: int) -> list[Upload]:
+    uploads = []
+    for n, file in enumerate(files, start=1):
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise PhotoTooLarge(f"photo {n} ('{file.filename}') is larger than {limit / 2**20:g} MB")
+        uploads.append(Upload(file.filename or f"photo {n}", data))
+    return uploads
+
+
+@router.post("/reports", status_code=201, responses={200: {"description": "a retry: the case filed before"}})
+async def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: SessionDep, user: UserDep,
+                 settings: SettingsDep, response: Response,
+                 photos: Annotated[list[UploadFile], File(description="JPEG, PNG, WebP or HEIC")] = []) -> ReportReceipt:
+    """File a report from the street as a case: routed, deduplicated, with photos; safe to retry."""
+    limit = int(settings.cases.photo_max_mb * 2**20)
+    filed = submit_report(session=session, user=user, report=form, uploads=await _read(photos, limit), key=key,
+                          photo_dir=settings.cases.photo_dir, photo_max_bytes=limit)
+    if filed.replayed:
+        response.status_code = 200
+    return receipt(session, filed)
+
+
+@router.post("/photos", status_code=201)
+async def add_photo(photo: UploadFile, session: SessionDep, user: UserDep, settings: SettingsDep) -> dict:
+    """Upload one photo (for handling or checking a case); refer to it by its sha256 in the action."""
+    require_role(user, CASE_READERS, "uploading photos")
+    limit = int(settings.cases.photo_max_mb * 2**20)
+    upload = (await _read([photo], limit))[0]
+    return upload_photo(session=session, user=user, upload=upload, photo_dir=settings.cases.photo_dir,
+                        photo_max_bytes=limit)
+
+
+@router.get("/photos/{sha256}", response_class=FileResponse)
+def get_photo(sha256: str, user: UserDep, settings: SettingsDep, thumbnail: bool = False) -> FileResponse:
+    """A stored photo (or its 320 px thumbnail with ?thumbnail=true)."""
+    require_role(user, CASE_READERS, "viewing photos")
+    path, media_type = photo_file(settings.cases.photo_dir, sha256, thumbnail=thumbnail)
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": "private, max-age=31536000, immutable"})

@@ -1,0 +1,122 @@
+"""Users: create them, check passwords, issue and resolve bearer tokens.
+
+Passwords are hashed with scrypt (standard library, memory-hard); tokens are 32 random bytes handed
+to the client once and stored as their SHA-256.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from gridmap.departments.models import Department
+from gridmap.territory.models import Inspector
+from gridmap.users.exceptions import BadUser, NotAuthenticated
+from gridmap.users.models import ROLES, ApiToken, AppUser
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+TOKEN_LIFETIME = timedelta(hours=12)
+MIN_PASSWORD = 8
+
+
+@dataclass(frozen=True)
+class CurrentUser:
+    """The logged-in user as the services need them."""
+
+    id: int
+    name: str
+    role: str
+    department_id: int | None = None
+    department: str | None = None  # its code
+    inspector_id: int | None = None
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, **SCRYPT)
+    return "scrypt${n}${r}${p}$".format(**SCRYPT) + "$".join(base64.b64encode(v).decode() for v in (salt, digest))
+
+
+def password_matches(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        computed = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p))
+    except ValueError:
+        return False
+    return hmac.compare_digest(computed, base64.b64decode(digest))
+
+
+def create_user(*, session: Session, name: str, role: str, password: str, department: str | None = None,
+                inspector: str | None = None, display_name: str | None = None, replace: bool = False) -> AppUser:
+    """Create (or with ``replace``, update) the user ``name``.
+
+    A ``department`` user is bound to the department with that code; an ``inspector`` user may be bound
+    to the inspector with that code (their duty grids are what they see). Raises :class:`BadUser`.
+    """
+    if role not in ROLES:
+        raise BadUser(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise BadUser(f"the password must have at least {MIN_PASSWORD} characters")
+    if (role == "department") != (department is not None):
+        raise BadUser("a department user needs --department CODE" if role == "department"
+                      else "only department users are bound to a department")
+    if inspector is not None and role != "inspector":
+        raise BadUser("only inspector users are bound to an inspector")
+    department_id = _id_of(session, Department, department, "department") if department else None
+    inspector_id = _id_of(session, Inspector, inspector, "inspector") if inspector else None
+    user = session.scalar(select(AppUser).where(AppUser.name == name))
+    if user is not None and not replace:
+        raise BadUser(f"user {name!r} exists already")
+    user = user or AppUser(name=name)
+    user.role, user.department_id, user.inspector_id = role, department_id, inspector_id
+    user.display_name, user.password_hash, user.active = display_name, hash_password(password), True
+    session.add(user)
+    session.flush()
+    return user
+
+
+def _id_of(session: Session, model, code: str, what: str) -> int:
+    found = session.scalar(select(model.id).where(model.code == code))
+    if found is None:
+        raise BadUser(f"no {what} with code {code!r}")
+    return found
+
+
+def issue_token(*, session: Session, name: str, password: str) -> tuple[str, AppUser]:
+    """Check ``name``/``password`` and return a new bearer token with the user."""
+    user = session.scalar(select(AppUser).where(AppUser.name == name, AppUser.active))
+    # hash even for an unknown name, so the answer takes as long either way
+    stored = user.password_hash if user is not None else hash_password("not a real password")
+    if not password_matches(password, stored) or user is None:
+        raise NotAuthenticated("wrong user name or password")
+    token = secrets.token_urlsafe(32)
+    now = datetime.now(timezone.utc)
+    session.execute(delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at < now))
+    session.add(ApiToken(token_hash=_digest(token), user_id=user.id, expires_at=now + TOKEN_LIFETIME))
+    session.flush()
+    return token, user
+
+
+def user_for_token(*, session: Session, token: str) -> CurrentUser:
+    """The user a bearer token belongs to; raises :class:`NotAuthenticated` if unknown or expired."""
+    row = session.execute(
+        select(AppUser.id, AppUser.name, AppUser.role, AppUser.department_id, Department.code, AppUser.inspector_id)
+        .join(ApiToken, ApiToken.user_id == AppUser.id)
+        .outerjoin(Department, Department.id == AppUser.department_id)
+        .where(ApiToken.token_hash == _digest(token), ApiToken.expires_at > datetime.now(timezone.utc),
+               AppUser.active)
+    ).one_or_none()
+    if row is None:
+        raise NotAuthenticated("the token is unknown or expired: log in again")
+    return CurrentUser(*row)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
