@@ -23,7 +23,7 @@ import uvicorn
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, Route, WebError, sync_playwright
 
 from api.main import create_app
-from gridmap.config import DatabaseSettings, Settings
+from gridmap.config import CaseSettings, DatabaseSettings, Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -99,12 +99,27 @@ def new_context(chromium: Browser, **kwargs) -> tuple[BrowserContext, Guard]:
 
 
 @pytest.fixture(scope="session")
-def live_server(db_url: str, demo_reports) -> Iterator[str]:
-    """Serve the app on the demo city from a background thread; yield its base URL."""
+def live_db_url(db_url: str, demo_reports) -> Iterator[str]:
+    """A private copy of the demo database for the live server: its pooled connections would otherwise keep
+    the test database busy, and copies of it (``scratch_url``) could no longer be made."""
+    from tests.conftest import clone_database, drop_database
+
+    url = clone_database(db_url, "live")
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def live_server(live_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Serve the app on (a copy of) the demo city from a background thread; yield its base URL. Tests that
+    look into the database behind it use ``live_db_url``."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))  # the port is held from here on, so no other process can take it
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    app = create_app(Settings(database=DatabaseSettings(database_url=db_url)))
+    app = create_app(Settings(database=DatabaseSettings(database_url=live_db_url),
+                              cases=CaseSettings(photo_dir=tmp_path_factory.mktemp("photos"))))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="live-server", daemon=True)
     thread.start()

@@ -19,23 +19,25 @@ KeyHeader = Annotated[str, Header(alias="Idempotency-Key", pattern=KEY_PATTERN,
                                   description="chosen by the phone per report (a UUID); a retry sends the same key")]
 
 
-async def _read(files: list[UploadFile], limit: int) -> list[Upload]:
+def _read(files: list[UploadFile], limit: int) -> list[Upload]:
     uploads = []
     for n, file in enumerate(files, start=1):
-        data = await file.read(limit + 1)
+        data = file.file.read(limit + 1)
         if len(data) > limit:
             raise PhotoTooLarge(f"photo {n} ('{file.filename}') is larger than {limit / 2**20:g} MB")
         uploads.append(Upload(file.filename or f"photo {n}", data))
     return uploads
 
 
+# Plain (not async) routes: they run in the thread pool, so a report waiting on the database (a racing
+# retry waits for the first copy to commit) never blocks the event loop that serves everyone else.
 @router.post("/reports", status_code=201, responses={200: {"description": "a retry: the case filed before"}})
-async def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: SessionDep, user: UserDep,
+def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: SessionDep, user: UserDep,
                  settings: SettingsDep, response: Response,
                  photos: Annotated[list[UploadFile], File(description="JPEG, PNG, WebP or HEIC")] = []) -> ReportReceipt:
     """File a report from the street as a case: routed, deduplicated, with photos; safe to retry."""
     limit = int(settings.cases.photo_max_mb * 2**20)
-    filed = submit_report(session=session, user=user, report=form, uploads=await _read(photos, limit), key=key,
+    filed = submit_report(session=session, user=user, report=form, uploads=_read(photos, limit), key=key,
                           photo_dir=settings.cases.photo_dir, photo_max_bytes=limit)
     if filed.replayed:
         response.status_code = 200
@@ -43,11 +45,11 @@ async def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: 
 
 
 @router.post("/photos", status_code=201)
-async def add_photo(photo: UploadFile, session: SessionDep, user: UserDep, settings: SettingsDep) -> dict:
+def add_photo(photo: UploadFile, session: SessionDep, user: UserDep, settings: SettingsDep) -> dict:
     """Upload one photo (for handling or checking a case); refer to it by its sha256 in the action."""
     require_role(user, CASE_READERS, "uploading photos")
     limit = int(settings.cases.photo_max_mb * 2**20)
-    upload = (await _read([photo], limit))[0]
+    upload = _read([photo], limit)[0]
     return upload_photo(session=session, user=user, upload=upload, photo_dir=settings.cases.photo_dir,
                         photo_max_bytes=limit)
 

@@ -10,7 +10,7 @@ from sqlalchemy import and_, case as when, func, select
 from sqlalchemy.orm import Session, aliased
 
 from gridmap.cases import deadlines
-from gridmap.cases.access import duty_grids, visible
+from gridmap.cases.access import CASE_READERS, duty_grids, require_role, visible
 from gridmap.cases.exceptions import BadCaseInput, CaseNotFound
 from gridmap.cases.models import FINAL, CaseEvent, CaseFile
 from gridmap.cases.schemas import CaseOut, CasePage, EventOut
@@ -33,6 +33,7 @@ def light_of(now: datetime):
 
 def get_case(*, session: Session, user: CurrentUser, number: str, now: datetime | None = None) -> CaseOut:
     """One case with its evidence and events; :class:`CaseNotFound` if it does not exist or is not the user's."""
+    require_role(user, CASE_READERS, "reading cases")
     case = session.scalar(select(CaseFile).where(CaseFile.number == number, visible(session, user)))
     if case is None:
         raise CaseNotFound(f"no case {number} (or it is not one you may see)")
@@ -54,6 +55,7 @@ def list_cases(*, session: Session, user: CurrentUser, status: list[str] | None 
                sort: str = "reported_at", descending: bool = True, page: int = 1, size: int = 50,
                now: datetime | None = None) -> CasePage:
     """A page of the cases the user may see, filtered and sorted."""
+    require_role(user, CASE_READERS, "reading cases")
     now = now or datetime.now(timezone.utc)
     if sort not in SORTS:
         raise BadCaseInput(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
@@ -79,6 +81,7 @@ def list_cases(*, session: Session, user: CurrentUser, status: list[str] | None 
 
 def overdue_counts(*, session: Session, user: CurrentUser, by: str, now: datetime | None = None) -> list[dict]:
     """Open cases past their stage deadline, counted by department, unit grid, class, district or street."""
+    require_role(user, CASE_READERS, "reading cases")
     if by not in GROUPS:
         raise BadCaseInput(f"unknown grouping {by!r}: use one of {', '.join(GROUPS)}")
     now = now or datetime.now(timezone.utc)

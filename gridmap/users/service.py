@@ -120,3 +120,14 @@ def user_for_token(*, session: Session, token: str) -> CurrentUser:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def current_user(*, session: Session, name: str) -> CurrentUser:
+    """The user ``name`` as the services need them (for commands and scripts acting as a known user)."""
+    row = session.execute(
+        select(AppUser.id, AppUser.name, AppUser.role, AppUser.department_id, Department.code, AppUser.inspector_id)
+        .outerjoin(Department, Department.id == AppUser.department_id).where(AppUser.name == name, AppUser.active)
+    ).one_or_none()
+    if row is None:
+        raise NotAuthenticated(f"no active user {name!r}")
+    return CurrentUser(*row)

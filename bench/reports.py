@@ -1,0 +1,475 @@
+"""Inspectors' report intake under load: the API on a real PostGIS, driven over loopback by N simulated
+inspectors from a separate process, then checked case by case in the database.
+
+Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 2]`` after
+``make setup``. It creates a private database with the demo city (≈30 s; ``--keep`` keeps it and
+``--database-url`` reuses it), starts ``uvicorn --workers`` on a free port, and lets each inspector
+log in and send reports back to back; ``--rate R`` paces them to R requests/s in all instead, with
+latency counted from the scheduled send so that a server falling behind is not hidden. Back to back,
+mean latency is inspectors / throughput (Little's law): 32 inspectors meet p99 ≤ 50 ms only above
+≈640 reports/s, so ``--rate 300`` is the direct test of the target.
+
+A share of reports carries a photo (a ≈30 KB JPEG made unique per report), a share are retries of
+acknowledged reports (same key and body: must answer 200, ``replayed``, the same case). After the
+warm-up it measures sustained reports/s (201s per second) and p50/p95/p99 latency, resends once what
+got no answer (as a phone's offline queue would), and checks in SQL that every acknowledged case exists
+exactly once and nothing else was filed. Target: ≥ 300 reports/s with p99 ≤ 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import multiprocessing
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
+CENTRAL_TAIPEI = (121.505, 25.030, 121.525, 25.050)  # lon/lat box well inside the demo city's grids
+EVENT_CLASSES = ("20102", "20104", "20103")
+INSPECTOR_LOGIN = {"username": "demo-inspector", "password": "inspector-demo"}
+REQUEST_TIMEOUT = 30.0
+IN_DOUBT = 0  # status recorded for a request that got no HTTP answer
+# uvicorn --workers N binds its socket with proto 0, so asyncio never sets TCP_NODELAY on accepted
+# connections and each keep-alive response after the first waits ~40 ms for the client's delayed ACK
+# (Kludex/uvicorn#3149). --tcp-nodelay starts uvicorn through this launcher, whose listener passes
+# TCP_NODELAY on to every accepted connection: what a fixed uvicorn (or a proxy in front) would give.
+NODELAY_LAUNCHER = """
+import socket, sys
+import uvicorn.config
+from uvicorn.main import main
+bind = uvicorn.config.Config.bind_socket
+def bind_socket(self):
+    sock = bind(self)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+uvicorn.config.Config.bind_socket = bind_socket
+if __name__ == "__main__":
+    sys.exit(main())
+"""
+
+
+# --------------------------------------------------------------------------- load generator (child process)
+
+@dataclass(frozen=True)
+class Plan:
+    base_url: str
+    run_id: str
+    inspectors: int
+    warmup: float
+    seconds: float
+    photo_share: float
+    retry_share: float
+    rate: float  # requests/s in all; 0 = back to back
+    seed: int
+
+
+@dataclass
+class Sent:
+    key: str
+    description: str
+    body: bytes
+    content_type: str
+    number: str | None = None
+
+
+@dataclass
+class Load:
+    plan: Plan
+    photo: bytes
+    rng: random.Random
+    t0: float = 0.0
+    records: list[tuple] = field(default_factory=list)  # kind, began, done, latency, status, key, number, ...
+    acked: list[Sent] = field(default_factory=list)
+    in_doubt: list[Sent] = field(default_factory=list)
+    samples: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+
+def make_photo(target: int = 30_000) -> bytes:
+    """A JPEG of about ``target`` bytes: a gradient with noise, as a phone photo of a street is busy."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:480, 0:640]
+    base = np.stack([x * 255 / 640, y * 255 / 480, (x + y) * 255 / 1120], axis=-1)
+    image = Image.fromarray(np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8))
+    for quality in range(90, 10, -5):
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        if buffer.tell() <= target:
+            break
+    return buffer.getvalue()
+
+
+def stamped(photo: bytes, text: str) -> bytes:
+    """The photo with a JPEG comment after its SOI marker: same picture, new bytes (so a new stored photo)."""
+    comment = text.encode()
+    return photo[:2] + b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment + photo[2:]
+
+
+def multipart(fields: dict[str, str], photo: bytes | None) -> tuple[bytes, str]:
+    """Encode the form as a phone does (multipart even without a photo), byte-identical on a retry."""
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+             for k, v in fields.items()]
+    if photo is not None:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="street.jpg"\r\n'
+                     'Content-Type: image/jpeg\r\n\r\n'.encode() + photo + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def new_report(load: Load, inspector: int, seq: int) -> Sent:
+    rng, (x0, y0, x1, y1) = load.rng, CENTRAL_TAIPEI
+    description = f"bench-{load.plan.run_id} i{inspector:03d}-{seq:06d}"
+    fields = {"x": f"{rng.uniform(x0, x1):.6f}", "y": f"{rng.uniform(y0, y1):.6f}", "crs": "wgs84",
+              "accuracy": f"{rng.uniform(5, 20):.1f}", "class_code": rng.choice(EVENT_CLASSES),
+              "description": description}
+    photo = stamped(load.photo, description) if rng.random() < load.plan.photo_share else None
+    body, content_type = multipart(fields, photo)
+    return Sent(str(uuid.uuid4()), description, body, content_type)
+
+
+async def send(client: httpx.AsyncClient, load: Load, sent: Sent, token: str, kind: str, scheduled: float) -> None:
+    """Send one report request and record what came back."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": sent.content_type, "Idempotency-Key": sent.key}
+    began = time.perf_counter()
+    number, replayed, status_text = None, None, None
+    try:
+        response = await client.post("/api/v1/reports", content=sent.body, headers=headers)
+        status = response.status_code
+        if status in (200, 201):
+            answer = response.json()
+            number, replayed, status_text = answer["number"], answer["replayed"], answer["status"]
+        elif len(load.samples[status]) < 3:
+            load.samples[status].append(response.text[:600])
+    except httpx.HTTPError as error:
+        status = IN_DOUBT
+        if len(load.samples[status]) < 3:
+            load.samples[status].append(repr(error))
+    done = time.perf_counter()
+    expected = sent.number if kind == "retry" else None
+    load.records.append((kind, began - load.t0, done - load.t0, done - scheduled, status, sent.key, number,
+                         replayed, status_text, expected))
+    if kind != "retry" and status in (200, 201):
+        sent.number = number
+        load.acked.append(sent)
+    elif kind == "report" and (status == IN_DOUBT or status >= 500):
+        load.in_doubt.append(sent)
+
+
+async def inspector(client: httpx.AsyncClient, load: Load, n: int, token: str, end: float) -> None:
+    """One inspector: reports (and now and then a retry of an acknowledged one) until ``end``."""
+    plan, seq = load.plan, 0
+    interval = plan.inspectors / plan.rate if plan.rate else 0.0
+    next_at = load.t0 + n * interval / plan.inspectors
+    while (now := time.perf_counter()) < end:
+        if interval:
+            if next_at >= end:
+                break
+            await asyncio.sleep(max(0.0, next_at - now))
+            scheduled, next_at = next_at, next_at + interval
+        else:
+            scheduled = now
+        if load.acked and load.rng.random() < plan.retry_share:
+            await send(client, load, load.rng.choice(load.acked), token, "retry", scheduled)
+        else:
+            await send(client, load, new_report(load, n, seq), token, "report", scheduled)
+            seq += 1
+
+
+async def log_in(client: httpx.AsyncClient) -> str:
+    response = await client.post("/api/v1/auth/token", data=INSPECTOR_LOGIN)
+    response.raise_for_status()
+    return response.json()["access_token"]
+
+
+async def run_load(plan: Plan) -> dict:
+    load = Load(plan, make_photo(), random.Random(plan.seed))
+    limits = httpx.Limits(max_connections=plan.inspectors, max_keepalive_connections=plan.inspectors)
+    async with httpx.AsyncClient(base_url=plan.base_url, limits=limits, timeout=REQUEST_TIMEOUT) as client:
+        tokens = await asyncio.gather(*(log_in(client) for _ in range(plan.inspectors)))
+        load.t0 = time.perf_counter()
+        end = load.t0 + plan.warmup + plan.seconds
+        await asyncio.wait_for(asyncio.gather(*(inspector(client, load, n, t, end) for n, t in enumerate(tokens))),
+                               timeout=plan.warmup + plan.seconds + 2 * REQUEST_TIMEOUT)
+        for sent in load.in_doubt:  # the phone's offline queue: same key, same body, once
+            await send(client, load, sent, tokens[0], "resend", time.perf_counter())
+    return {"records": load.records, "samples": dict(load.samples), "photo_bytes": len(load.photo),
+            "acked": [(s.key, s.description, s.number) for s in load.acked]}
+
+
+def drive(plan: Plan) -> dict:
+    """Entry point of the load-generator process."""
+    return asyncio.run(run_load(plan))
+
+
+# --------------------------------------------------------------------------- database and server (parent)
+
+def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
+    """Return the bench database's URL and whether this run created it (a fresh copy with the demo city)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.orm import Session
+
+    from gridmap.config import load_settings
+    from gridmap.db.cluster import ensure_database
+    from gridmap.db.engine import database_url
+    from gridmap.db.migrate import upgrade
+    from gridmap.demo.service import load_demo
+    from gridmap.demo.users import demo_users
+
+    created = args.database_url is None
+    if created:
+        base = make_url(database_url(load_settings().database))
+        url = base.set(database=f"gridmap_bench_{uuid.uuid4().hex[:8]}").render_as_string(hide_password=False)
+        started = time.perf_counter()
+        print(f"creating {make_url(url).database} and loading the demo city (≈30 s) …", flush=True)
+        ensure_database(url)
+        upgrade(url)
+    else:
+        url = args.database_url
+    engine = create_engine(url)
+    try:
+        with Session(engine) as session:
+            if created:
+                load_demo(session=session)
+            demo_users(session=session)
+            session.commit()
+    finally:
+        engine.dispose()
+    if created:
+        print(f"  ready in {time.perf_counter() - started:.0f} s", flush=True)
+    return url, created
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    with psycopg.connect(host=target.host, port=target.port, user=target.username, password=target.password,
+                         dbname="postgres", autocommit=True) as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (target.database,))
+        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}"')
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(url: str, photo_dir: Path, workers: int, log_path: Path,
+                 nodelay: bool = False) -> tuple[subprocess.Popen, str]:
+    """Start uvicorn with ``workers`` processes on a free loopback port; return it once /health answers."""
+    port = free_port()
+    env = os.environ | {"GRIDMAP_DATABASE_URL": url, "GRIDMAP_PHOTO_DIR": str(photo_dir)}
+    argv = [sys.executable, *(["-c", NODELAY_LAUNCHER] if nodelay else ["-m", "uvicorn"]),
+            "api.main:app_from_environment", "--factory", "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--no-access-log"]
+    with open(log_path, "wb") as log:
+        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{tail(log_path)}")
+        try:
+            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
+                return server, base_url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    stop_server(server)
+    raise RuntimeError(f"uvicorn did not answer /api/v1/health within 60 s:\n{tail(log_path)}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)  # its own session: only the processes this run started
+            server.wait()
+
+
+def tail(path: Path, lines: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------- figures and verification
+
+def summarise(result: dict, args: argparse.Namespace) -> bool:
+    """Print throughput, latency and errors of the measured window; return whether the target is met."""
+    start, end = args.warmup, args.warmup + args.seconds
+    records = result["records"]
+    window = [r for r in records if start <= r[2] < end]
+    reports = [r for r in window if r[0] == "report"]
+    acked = sum(r[4] == 201 for r in reports)
+    rate = acked / args.seconds
+    latency = np.array([r[3] for r in reports]) * 1000
+    p50, p95, p99 = np.percentile(latency, [50, 95, 99]) if latency.size else (np.nan,) * 3
+    retries = np.array([r[3] for r in window if r[0] == "retry"]) * 1000
+    print(f"\nrequests sent           : {len(records):,} ({sum(r[0] == 'report' for r in records):,} reports, "
+          f"{sum(r[0] == 'retry' for r in records):,} retries, {sum(r[0] == 'resend' for r in records):,} "
+          f"resends of unanswered; warm-up included)")
+    print(f"measured window         : {args.seconds:g} s after {args.warmup:g} s warm-up: {len(reports):,} reports, "
+          f"{acked:,} acknowledged (201), {sum(r[8] == 'merged' for r in reports):,} of them auto-merged")
+    print(f"sustained reports/s     : {rate:,.1f}")
+    print(f"latency (reports, ms)   : p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {latency.max(initial=0):.1f}")
+    if retries.size:
+        print(f"latency (retries, ms)   : p50 {np.percentile(retries, 50):.1f}  p99 {np.percentile(retries, 99):.1f}")
+    errors = Counter(r[4] for r in records if not 200 <= r[4] < 300)
+    print("errors                  : " + (", ".join(f"{'no answer' if s == IN_DOUBT else s}: {n}"
+                                                   for s, n in sorted(errors.items())) or "none"))
+    for status, bodies in sorted(result["samples"].items()):
+        for body in bodies:
+            print(f"  sample {status}: {body}")
+    met = rate >= TARGET_RATE and p99 <= TARGET_P99_MS
+    print(f"target (≥ {TARGET_RATE:.0f}/s, p99 ≤ {TARGET_P99_MS:.0f} ms): {'met' if met else 'NOT met'} "
+          f"({rate / TARGET_RATE:.2f} × the rate, p99 {p99 / TARGET_P99_MS:.2f} × the limit)")
+    return met
+
+
+def verify(url: str, result: dict, run_id: str) -> list[str]:
+    """Check in SQL that every acknowledged report is one case, retries made none, and answered alike."""
+    from sqlalchemy import create_engine, text
+
+    problems = []
+    acked = {key: (description, number) for key, description, number in result["acked"]}
+    if len(acked) != len(result["acked"]):
+        problems.append(f"{len(result['acked']) - len(acked)} keys were acknowledged as new (201) more than once")
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        counts = dict(conn.execute(text("SELECT number, count(*) FROM case_file WHERE number = ANY(:n) "
+                                        "GROUP BY number"), {"n": [n for _, n in acked.values()]}).all())
+        filed = dict(conn.execute(text("SELECT description, number FROM case_file WHERE description LIKE :p"),
+                                  {"p": f"bench-{run_id} %"}).all())
+    engine.dispose()
+    missing = [n for _, n in acked.values() if n not in counts]
+    doubled = {n: c for n, c in counts.items() if c != 1}
+    if missing:
+        problems.append(f"{len(missing)} acknowledged case numbers are not in case_file, e.g. {missing[:5]}")
+    if doubled:
+        problems.append(f"case numbers found more than once: {list(doubled.items())[:5]}")
+    if len(filed) != len(acked):
+        problems.append(f"{len(filed)} cases carry this run's descriptions, but {len(acked)} distinct keys were "
+                        "acknowledged")
+    wrong = [d for d, n in acked.values() if filed.get(d) != n]
+    if wrong:
+        problems.append(f"{len(wrong)} acknowledged reports are filed under another number, e.g. {wrong[:3]}")
+    retries = [r for r in result["records"] if r[0] == "retry"]
+    bad = [r for r in retries if r[4] != 200 or r[7] is not True or r[6] != r[9]]
+    if bad:
+        problems.append(f"{len(bad)} of {len(retries)} retries did not replay the original case, e.g. "
+                        + "; ".join(f"status {r[4]}, replayed {r[7]}, {r[6]} vs {r[9]}" for r in bad[:3]))
+    print(f"\nverification            : {len(acked):,} acknowledged reports, {len(filed):,} bench cases in "
+          f"case_file, {len(retries):,} retries -> " + ("OK" if not problems else "FAILED"))
+    for problem in problems:
+        print(f"  - {problem}")
+    return problems
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"nproc {usable} ({os.cpu_count()} CPUs, {model}); Python {platform.python_version()}"
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--inspectors", type=int, default=32, help="simulated inspectors (1..512)")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window (1..600)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent first and not counted")
+    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all (0: back to back)")
+    parser.add_argument("--photo-share", type=float, default=0.1)
+    parser.add_argument("--retry-share", type=float, default=0.02)
+    parser.add_argument("--seed", type=int, help="of the points, classes and photos (default: random)")
+    parser.add_argument("--tcp-nodelay", action="store_true",
+                        help="start uvicorn with TCP_NODELAY on its connections (works around uvicorn#3149)")
+    parser.add_argument("--database-url", help="a database with the demo city loaded (default: a fresh copy)")
+    parser.add_argument("--keep", action="store_true", help="keep the bench database and the server's log")
+    args = parser.parse_args()
+    if not (1 <= args.inspectors <= 512 and 1 <= args.seconds <= 600 and 0 <= args.warmup <= 60):
+        parser.error("--inspectors must be within 1..512, --seconds within 1..600 and --warmup within 0..60")
+    return args
+
+
+def describe(args: argparse.Namespace, run_id: str) -> str:
+    pace = f"{args.rate:g} requests/s" if args.rate else "back to back"
+    return (f"server  : uvicorn --workers {args.workers}{' (TCP_NODELAY)' * args.tcp_nodelay}; load: "
+            f"{args.inspectors} inspectors, {pace}, {args.seconds:g} s measured after {args.warmup:g} s warm-up; "
+            f"photos {args.photo_share:.0%}, retries {args.retry_share:.0%}; run {run_id}")
+
+
+def bench(args: argparse.Namespace, url: str, tmp: Path, run_id: str) -> bool:
+    """Serve, load, summarise and verify; return whether the verification passed."""
+    log_path = tmp / "uvicorn.log"
+    seed = args.seed if args.seed is not None else int(run_id, 16)  # new places each run: no merges into old runs
+    server, base_url = start_server(url, tmp / "photos", args.workers, log_path, args.tcp_nodelay)
+    try:
+        plan = Plan(base_url, run_id, args.inspectors, args.warmup, args.seconds, args.photo_share,
+                    args.retry_share, args.rate, seed)
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            result = pool.submit(drive, plan).result()
+    except BaseException:
+        print(f"server log ({log_path}), last lines:\n{tail(log_path)}")
+        raise
+    finally:
+        stop_server(server)
+    print(f"photo   : {result['photo_bytes'] / 1000:.0f} KB JPEG")
+    summarise(result, args)
+    problems = verify(url, result, run_id)
+    unanswered = any(r[4] >= 500 or r[4] == IN_DOUBT for r in result["records"])
+    if unanswered or problems or "Traceback" in log_path.read_text(errors="replace"):
+        print(f"\nserver log ({log_path}), last lines:\n{tail(log_path)}")
+    return not problems
+
+
+def main() -> int:
+    args = arguments()
+    run_id = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="gridmap_bench_reports_"))
+    print(f"machine : {machine()}")
+    print(describe(args, run_id))
+    url, created = prepare_database(args)
+    passed = False
+    try:
+        passed = bench(args, url, tmp, run_id)
+    finally:
+        if created and not args.keep:
+            drop_database(url)
+        elif created:
+            print(f"kept the database: --database-url '{url}'")
+        if args.keep or not passed:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

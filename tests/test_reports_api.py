@@ -1,0 +1,191 @@
+"""The report and case API: log-in, the role × endpoint matrix, idempotent retries (also racing each
+other), photos checked by content and size, and bad input answered with a 4xx that says what to fix."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+from sqlalchemy import create_engine, text
+from sqlalchemy.orm import Session
+
+from api.main import create_app
+from gridmap.config import CaseSettings, DatabaseSettings, Settings
+from gridmap.demo.users import demo_users
+from tests.conftest import clone_database, drop_database
+
+ROLES = ("inspector", "acceptor", "shift_lead", "dispatcher", "department", "supervisor", "analyst", "admin")
+STATION = {"x": "121.5190", "y": "25.0450", "crs": "wgs84", "accuracy": "6", "class_code": "20102"}
+
+
+@pytest.fixture(scope="module")
+def api_url(db_url, demo_reports):
+    url = clone_database(db_url, "api" + uuid.uuid4().hex[:4])
+    engine = create_engine(url)
+    with Session(engine) as session:
+        demo_users(session=session)
+        session.commit()
+    engine.dispose()
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def client(api_url, tmp_path_factory):
+    settings = Settings(database=DatabaseSettings(database_url=api_url),
+                        cases=CaseSettings(photo_dir=tmp_path_factory.mktemp("photos"), photo_max_mb=0.2))
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def tokens(client):
+    found = {}
+    for role in ROLES:
+        name = role.replace("_", "-")
+        reply = client.post("/api/v1/auth/token", data={"username": f"demo-{name}", "password": f"{name}-demo"})
+        assert reply.status_code == 200, reply.text
+        found[role] = {"Authorization": f"Bearer {reply.json()['access_token']}"}
+    return found
+
+
+def jpeg(size=(64, 48), exif_gps=None) -> bytes:
+    buffer = io.BytesIO()
+    image = Image.new("RGB", size, "olive")
+    exif = Image.Exif()
+    if exif_gps:
+        lon, lat = exif_gps
+        exif[0x8825] = {1: "N", 2: (int(lat), int(lat * 60 % 60), round(lat * 3600 % 60, 2)),
+                        3: "E", 4: (int(lon), int(lon * 60 % 60), round(lon * 3600 % 60, 2))}
+    image.save(buffer, "JPEG", exif=exif)
+    return buffer.getvalue()
+
+
+def send(client, headers, fields=None, photos=(), key=None):
+    files = [("photos", (name, data, "image/jpeg")) for name, data in photos]
+    return client.post("/api/v1/reports", data=STATION | {"description": f"d-{uuid.uuid4()}"} | (fields or {}),
+                       files=files or None, headers=headers | {"Idempotency-Key": key or str(uuid.uuid4())})
+
+
+def test_log_in_and_who_am_i(client, tokens):
+    assert client.get("/api/v1/users/me", headers=tokens["department"]).json()["department"] == "HW"
+    wrong = client.post("/api/v1/auth/token", data={"username": "demo-inspector", "password": "nope-nope"})
+    assert wrong.status_code == 401 and "wrong user name or password" in wrong.json()["detail"]
+    assert client.get("/api/v1/cases").status_code == 401
+    bogus = client.get("/api/v1/cases", headers={"Authorization": "Bearer not-a-token"})
+    assert bogus.status_code == 401 and "log in again" in bogus.json()["detail"]
+
+
+def test_report_answers_with_the_case_the_department_and_why(client, tokens):
+    reply = send(client, tokens["inspector"], photos=[("pile.jpg", jpeg(exif_gps=(121.60, 25.10)))])
+    assert reply.status_code == 201, reply.text
+    body = reply.json()
+    assert body["number"].startswith("20") and body["status"] == "reported" and not body["replayed"]
+    assert body["department"] == "HW" and body["department_name"] == "环境保护局"
+    assert body["disposal_time_limit"] == "4 working hours from dispatch" and body["acceptance_deadline"]
+    assert any(line["step"] == "department" for line in body["routing"]) and body["evidence"]["unit_grid"]
+    assert body["flags"][0]["kind"] == "photo_far"  # EXIF says ≈ 11 km away
+    case = client.get(f"/api/v1/cases/{body['number']}", headers=tokens["supervisor"]).json()
+    sha = case["photos"][0]
+    assert client.get(f"/api/v1/photos/{sha}?thumbnail=true", headers=tokens["supervisor"]).headers[
+        "content-type"] == "image/jpeg"
+    assert client.get(f"/api/v1/photos/{sha}").status_code == 401
+
+
+def test_a_retry_returns_the_original_case_and_a_reused_key_is_refused(client, tokens, api_url):
+    key, fields = str(uuid.uuid4()), {"description": "retry me"}
+    first = send(client, tokens["inspector"], fields, key=key)
+    again = send(client, tokens["inspector"], fields, key=key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["number"] == first.json()["number"] and again.json()["replayed"]
+    other = send(client, tokens["inspector"], {"description": "something else"}, key=key)
+    assert other.status_code == 422 and "different report" in other.json()["detail"]
+    # five copies of one request racing each other: one case
+    key, fields = str(uuid.uuid4()), {"description": "racing copies", "x": "121.5190"}
+    with ThreadPoolExecutor(5) as pool:
+        replies = list(pool.map(lambda _: send(client, tokens["inspector"], fields, key=key), range(5)))
+    assert sorted(r.status_code for r in replies) == [200, 200, 200, 200, 201]
+    assert len({r.json()["number"] for r in replies}) == 1
+    engine = create_engine(api_url)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM case_file WHERE description = 'racing copies'")).scalar() == 1
+    engine.dispose()
+
+
+@pytest.mark.parametrize("fields, photos, key, status, words", [
+    ({"class_code": None}, (), None, 422, "class_code"),
+    ({"x": "east"}, (), None, 422, "valid number"),
+    ({"y": "95"}, (), None, 422, "latitude"),
+    ({"x": "0", "y": "0"}, (), None, 422, "outside"),
+    ({"class_code": "29999"}, (), None, 422, "unknown"),
+    ({"crs": "EPSG:99999"}, (), None, 422, "EPSG"),
+    ({"accuracy": "-3"}, (), None, 422, "greater than or equal"),
+    ({"captured_at": "2031-01-01T00:00:00+08:00"}, (), None, 422, "future"),
+    ({"captured_at": "2026-11-20T09:00:00"}, (), None, 422, "time zone"),
+    ({}, [("x.jpg", b"this is not a photo at all")], None, 422, "not a JPEG, PNG, WebP or HEIC"),
+    ({}, [("big.jpg", jpeg((1200, 1200)) + b"\0" * 300_000)], None, 413, "MB"),
+    ({}, (), "short", 422, "Idempotency-Key"),
+])
+def test_bad_reports_are_refused_with_a_reason(client, tokens, fields, photos, key, status, words):
+    fields = {k: v for k, v in fields.items() if v is not None} | \
+        ({"class_code": ""} if fields.get("class_code", 1) is None else {})
+    reply = send(client, tokens["inspector"], fields, photos, key=key)
+    assert reply.status_code == status, reply.text
+    assert words.lower() in reply.text.lower()
+
+
+def test_missing_idempotency_key_is_refused(client, tokens):
+    reply = client.post("/api/v1/reports", data=STATION, headers=tokens["inspector"])
+    assert reply.status_code == 422 and "Idempotency-Key" in reply.text
+
+
+def test_role_matrix(client, tokens):
+    """Each role against each endpoint: who may do what is enforced everywhere."""
+    number = send(client, tokens["inspector"], {"x": "121.5150"}).json()["number"]  # a B grid: 中正區公所
+    version = client.get(f"/api/v1/cases/{number}", headers=tokens["supervisor"]).json()["version"]
+    call = {
+        "list cases": lambda h: client.get("/api/v1/cases", headers=h),
+        "overdue": lambda h: client.get("/api/v1/cases/overdue", headers=h),
+        "read case": lambda h: client.get(f"/api/v1/cases/{number}", headers=h),
+        "report": lambda h: send(client, h, {"x": str(121.50 + uuid.uuid4().int % 1000 / 100_000)}),
+        "hotline": lambda h: client.post("/api/v1/cases/hotline", headers=h, json={
+            "lon": 121.5160, "lat": 25.0440, "class_code": "20102", "caller": "test"}),
+        "void": lambda h: client.post(f"/api/v1/cases/{number}/void", headers=h,
+                                      json={"version": version, "reason": "matrix"}),
+    }
+    readers = {"inspector", "acceptor", "shift_lead", "dispatcher", "supervisor", "analyst"}
+    expected = {
+        "list cases": {r: 200 for r in readers | {"department"}} | {"admin": 403},
+        "overdue": {r: 200 for r in readers | {"department"}} | {"admin": 403},
+        "read case": {r: 200 for r in readers} | {"department": 404, "admin": 403},
+        "report": {"inspector": 201, "acceptor": 201} | {r: 403 for r in ROLES if r not in ("inspector", "acceptor")},
+        "hotline": {"acceptor": 201} | {r: 403 for r in ROLES if r != "acceptor"},
+        # void: acceptor, shift lead or supervisor; the acceptor goes last (a void ends the case)
+        "void": {r: 403 for r in ROLES if r not in ("acceptor", "shift_lead", "supervisor")}
+        | {"shift_lead": 200},
+    }
+    order = [r for r in ROLES if r != "acceptor"] + ["acceptor"]
+    got = {what: {role: call[what](tokens[role]).status_code for role in order if role in expected[what]}
+           for what in call}
+    assert got == expected
+    assert call["void"](tokens["acceptor"]).status_code == 409  # stale version: the shift lead voided it
+    assert call["void"]({}).status_code == 401
+
+
+def test_hotline_call_by_road_name_and_component(client, tokens):
+    reply = client.post("/api/v1/cases/hotline", headers=tokens["acceptor"],
+                        json={"road_name": "no such road", "class_code": "20102"})
+    assert reply.status_code == 422 and "no road named" in reply.json()["detail"]
+    reply = client.post("/api/v1/cases/hotline", headers=tokens["acceptor"], json={"class_code": "20102"})
+    assert reply.status_code == 422 and "road_name" in reply.json()["detail"]
+
+
+def test_illegal_action_is_409_with_the_reason(client, tokens):
+    number = send(client, tokens["inspector"], {"x": "121.5140"}).json()["number"]
+    reply = client.post(f"/api/v1/cases/{number}/close", headers=tokens["shift_lead"], json={"version": 1})
+    assert reply.status_code == 409 and "needs a case that is checked" in reply.json()["detail"]
+    assert client.post(f"/api/v1/cases/{number}/fly", headers=tokens["shift_lead"], json={"version": 1}).status_code == 422
