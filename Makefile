@@ -16,6 +16,7 @@ demo: setup
 
 setup: db-up $(ASSETS)
 	$(GRIDMAP) demo load --if-empty
+	$(GRIDMAP) demo users
 
 test: db-up $(ASSETS)
 	$(BIN)/pytest

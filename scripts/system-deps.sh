@@ -17,6 +17,9 @@ command -v node >/dev/null || need+=("nodejs")
 command -v npm >/dev/null || need+=("npm")
 [ -x /usr/bin/chromium ] || need+=("chromium")
 
+# Chinese labels in browser screenshots need a CJK font (a small one)
+[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=("fonts-wqy-microhei")
+
 if [ -z "${GRIDMAP_DATABASE_URL:-}" ]; then
     server=$(ls -d /usr/lib/postgresql/*/bin/postgres 2>/dev/null | sort -V | tail -n 1 || true)
     if [ -z "$server" ]; then

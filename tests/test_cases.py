@@ -216,3 +216,31 @@ def test_the_audit_trail_is_append_only(session, people, report):
         with session.begin_nested():
             session.execute(text("DELETE FROM case_event"))
     assert session.scalar(select(CaseFile.id).limit(1)) is not None
+
+
+def test_hotline_calls_are_placed_by_road_and_component(session, people):
+    from gridmap.cases.hotline import submit_hotline
+    from gridmap.cases.schemas import HotlineInput
+
+    road, component, lon, lat = session.execute(text("""
+        SELECT r.name, c.code, ST_X(c.geom), ST_Y(c.geom) FROM component c JOIN road r
+          ON r.name IS NOT NULL AND ST_DWithin(r.geom::geography, c.geom::geography, 20)
+        WHERE c.class_code = '0320' ORDER BY c.code LIMIT 1""")).one()
+    at_lamp = submit_hotline(session=session, user=people["acceptor"], now=THURSDAY, call=HotlineInput(
+        road_name=road, component_id=component, class_code="10320", caller="a passer-by")).case
+    assert at_lamp.source == "hotline" and at_lamp.status == "reported" and at_lamp.component_id == component
+    assert session.scalar(select(text("ST_X(geom)")).select_from(CaseFile).where(CaseFile.id == at_lamp.id)) == \
+        pytest.approx(lon)
+    assert f"at component {component}" in at_lamp.address
+    on_road = submit_hotline(session=session, user=people["acceptor"], now=THURSDAY,
+                             call=HotlineInput(road_name=road, class_code="20104"))
+    assert on_road.case.accuracy_m > 0 and on_road.case.address.startswith(f"middle of {road}")
+    with pytest.raises(BadCaseInput, match="is not on"):
+        far = session.scalar(text("SELECT code FROM component WHERE class_code = '0320' AND "
+                                  "ST_Distance(geom::geography, ST_SetSRID(ST_MakePoint(:x, :y), 4326)::geography) "
+                                  "> 2000 LIMIT 1"), {"x": lon, "y": lat})
+        submit_hotline(session=session, user=people["acceptor"], now=THURSDAY,
+                       call=HotlineInput(road_name=road, component_id=far, class_code="10320"))
+    with pytest.raises(Forbidden):
+        submit_hotline(session=session, user=people["inspector"], now=THURSDAY,
+                       call=HotlineInput(lon=lon, lat=lat, class_code="20102"))

@@ -36,6 +36,7 @@ def landing(session: SessionDep) -> str:
 <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
 td{{padding:.2rem 1rem .2rem 0}}</style></head><body>
 <h1>gridmap · {escape(title)}</h1>
-<p>数字城管 grid management. API: <a href="/docs">/docs</a> (OpenAPI).</p>
+<p>数字城管 grid management. API: <a href="/docs">/docs</a> (OpenAPI).
+Inspectors report from their phones on <a href="/report">/report</a> (监督员上报).</p>
 <table><tr><th>layer</th><th>rows</th></tr>{rows}</table>
 <h2>数据来源 · Data sources</h2><ul>{credits}</ul></body></html>"""

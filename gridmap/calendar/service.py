@@ -13,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import yaml
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -120,7 +120,9 @@ def load_calendar(*, session: Session, path: Path) -> str:
     _windows(spec["windows"], where)
     values = dict(code=code, name=spec.get("name", code), timezone=timezone, weekdays=weekdays,
                   windows=spec["windows"])
-    session.execute(insert(WorkingCalendar).values(values).on_conflict_do_update(index_elements=["code"], set_=values))
+    # updated_at moves on every load: it is what get_calendar's cache is checked against
+    session.execute(insert(WorkingCalendar).values(values).on_conflict_do_update(
+        index_elements=["code"], set_=values | {"updated_at": func.clock_timestamp()}))
     session.execute(delete(CalendarDay).where(CalendarDay.calendar_code == code))
     for index, entry in enumerate(spec.get("days", []), start=1):
         if not isinstance(entry.get("day"), date):
@@ -134,8 +136,22 @@ def load_calendar(*, session: Session, path: Path) -> str:
     return code
 
 
+#: calendars built before, by (database, code), with the updated_at they were built from
+_BUILT: dict[tuple[str, str], tuple[datetime, Calendar]] = {}
+
+
 def get_calendar(*, session: Session, code: str = "default") -> Calendar:
-    """Return the calendar ``code`` ready for arithmetic."""
+    """Return the calendar ``code`` ready for arithmetic (rebuilt only when it has been loaded again)."""
+    stamp = session.scalar(select(WorkingCalendar.updated_at).where(WorkingCalendar.code == code))
+    key = (str(session.get_bind().engine.url), code)
+    if stamp is not None and key in _BUILT and _BUILT[key][0] == stamp:
+        return _BUILT[key][1]
+    calendar = _build_calendar(session, code)
+    _BUILT[key] = (stamp, calendar)
+    return calendar
+
+
+def _build_calendar(session: Session, code: str) -> Calendar:
     row = session.get(WorkingCalendar, code)
     if row is None:
         raise CalendarError(f"no working calendar {code!r}: load one with `gridmap calendar load FILE`")

@@ -22,7 +22,7 @@ COMPONENT_ON_ROAD_M = 60.0
 COMPONENT_AT = text("""
 SELECT ST_X(c.geom) AS lon, ST_Y(c.geom) AS lat,
        (SELECT min(ST_Distance(r.geom::geography, c.geom::geography)) FROM road r
-        WHERE :road IS NOT NULL AND r.name = :road AND r.geom && ST_Expand(c.geom, 0.01)) AS road_m
+        WHERE r.name = :road AND r.geom && ST_Expand(c.geom, 0.01)) AS road_m
 FROM component c WHERE c.code = :code
 """)
 # the middle of the named road: the point of the road nearest its centre; accuracy = half its extent

@@ -35,7 +35,8 @@ def serve(
 
     settings = load_settings()
     host, port = host or settings.api.host, port or settings.api.port
-    console.print(f"gridmap at http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    console.print(f"gridmap at http://{host}:{port}/  (API docs: http://{host}:{port}/docs; "
+                  f"inspector's report page: http://{host}:{port}/report)")
     # The app lives in api/, outside the library: uvicorn imports it by name.
     uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port)
 
