@@ -139,5 +139,7 @@ class IdempotencyKey(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))
-    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id", ondelete="RESTRICT"))
+    # the case's id is drawn when the key is claimed; the case row follows in the same transaction
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id", ondelete="RESTRICT", deferrable=True,
+                                                           initially="DEFERRED"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

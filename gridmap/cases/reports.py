@@ -60,8 +60,9 @@ def submit_report(*, session: Session, user: CurrentUser, report: ReportInput, u
     require_role(user, REPORTERS, "reporting")
     now = now or datetime.now(timezone.utc)
     digest = request_hash(report, uploads)
-    claimed = session.execute(insert(IdempotencyKey).values(user_id=user.id, key=key, request_hash=digest)
-                              .on_conflict_do_nothing().returning(IdempotencyKey.key)).first()
+    claimed = session.execute(insert(IdempotencyKey).values(user_id=user.id, key=key, request_hash=digest,
+                                                            case_id=func.nextval("case_file_id_seq"))
+                              .on_conflict_do_nothing().returning(IdempotencyKey.case_id)).first()
     if claimed is None:
         earlier = session.get(IdempotencyKey, (user.id, key), populate_existing=True)
         if earlier.request_hash != digest:
@@ -77,9 +78,7 @@ def submit_report(*, session: Session, user: CurrentUser, report: ReportInput, u
               for u in uploads]
     calendar = get_calendar(session=session)
     _save_photos(session, photos, user, calendar.timezone)
-    case = open_case(session, decision, report, user, now, photos, calendar)
-    session.execute(IdempotencyKey.__table__.update().where(IdempotencyKey.user_id == user.id,
-                                                              IdempotencyKey.key == key).values(case_id=case.id))
+    case = open_case(session, decision, report, user, now, photos, calendar, case_id=claimed.case_id)
     return Filed(case, replayed=False)
 
 
@@ -107,10 +106,11 @@ def _save_photos(session: Session, photos: list[StoredPhoto], user: CurrentUser,
 
 
 def open_case(session: Session, decision: dict, report: ReportInput, user: CurrentUser, now: datetime,
-              photos: list[StoredPhoto], calendar: Calendar, source: str | None = None) -> CaseFile:
+              photos: list[StoredPhoto], calendar: Calendar, source: str | None = None,
+              case_id: int | None = None) -> CaseFile:
     """Insert the case of a routed report, start its clock, propose duplicates and record the report event."""
     source = source or ("self_disposal" if report.self_disposed else "inspector")
-    case_id = session.scalar(select(func.nextval("case_file_id_seq")))
+    case_id = case_id or session.scalar(select(func.nextval("case_file_id_seq")))
     case = CaseFile(
         id=case_id, number=f"{now.astimezone(calendar.timezone):%Y%m%d}{case_id:06d}", source=source, status="reported", case_type=decision["case_type"],
         class_code=report.class_code[-4:], description=report.description, address=report.address,

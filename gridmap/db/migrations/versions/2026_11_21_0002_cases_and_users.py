@@ -163,7 +163,7 @@ def upgrade() -> None:
     sa.Column('request_hash', sa.String(length=64), nullable=False),
     sa.Column('case_id', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], name=op.f('fk_idempotency_key_case_id_case_file'), ondelete='RESTRICT'),
+    sa.ForeignKeyConstraint(['case_id'], ['case_file.id'], name=op.f('fk_idempotency_key_case_id_case_file'), ondelete='RESTRICT', initially='DEFERRED', deferrable=True),
     sa.ForeignKeyConstraint(['user_id'], ['app_user.id'], name=op.f('fk_idempotency_key_user_id_app_user'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('user_id', 'key', name=op.f('pk_idempotency_key'))
     )
