@@ -50,6 +50,15 @@ def test_road_bound_events_go_to_the_road_unit(session):
     assert assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="20104")["department"] == "HW"
 
 
+def test_a_rule_changed_in_the_transaction_is_used_at_once(session):
+    """The reference tables are cached between decisions, but never past a change to them."""
+    lon, lat = on_road(session, "grade2")
+    assert assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="20104")["rule"] == "E-0104"
+    session.execute(text("DELETE FROM responsibility_rule WHERE code = 'E-0104'"))
+    decision = assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="20104")
+    assert (decision["rule"], decision["department"]) == ("E-ANY", "JD-630050")
+
+
 def test_events_go_to_the_locality_or_the_department_the_rules_name(session):
     lon, lat = in_grid(session, "B")
     decision = assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="0102", case_type="event")

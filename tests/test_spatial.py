@@ -5,6 +5,7 @@ this code, so it is checked here against an independent implementation."""
 import numpy as np
 import shapely
 
+from gridmap.routing import spatial
 from gridmap.routing.layers import Reference, load_layers
 from gridmap.routing.policy import ON_EDGE_M
 from gridmap.routing.spatial import CellIndex, Segments, distances, point_boxes
@@ -58,3 +59,36 @@ def test_box_queries_find_each_pair_once():
     groups = rng.integers(0, 3, 500)
     grouped = set(zip(*CellIndex(boxes, groups=groups).query(query, groups[:200], both_have_extent=True)))
     assert grouped == {(q, b) for q, b in pairs if groups[q] == groups[b]}
+
+
+def test_a_few_boxes_are_tested_pair_by_pair_with_the_same_answer():
+    """Near one fix the index tests every pair instead of hashing cells: the pairs found must not differ."""
+    rng = np.random.default_rng(5)
+    lower = rng.uniform(0, 300, (40, 2))
+    boxes = np.column_stack([lower, lower + rng.uniform(1, 60, (40, 2))])
+    groups = rng.integers(0, 3, 40)
+    query = np.column_stack([lower[:30] + 5, lower[:30] + rng.uniform(0, 40, (30, 2))])
+    for index_groups, query_groups in ((None, None), (groups, groups[:30])):
+        few = CellIndex(boxes, groups=index_groups)
+        assert len(query) * len(boxes) <= spatial.ALL_PAIRS and few.keys is None  # tested pair by pair
+        hashed = CellIndex(boxes, groups=index_groups)
+        hashed._hash()
+        expected = set(zip(*hashed.query(np.repeat(query, 5, axis=0), None if query_groups is None
+                                         else np.repeat(query_groups, 5), both_have_extent=True)))
+        expected = {(q // 5, b) for q, b in expected}
+        found = list(zip(*few.query(query, query_groups, both_have_extent=True)))
+        assert len(found) == len(set(found)) and set(found) == expected and expected
+
+
+def test_the_segments_of_a_few_geometries_are_those_of_the_ragged_array(session, monkeypatch):
+    layers = load_layers(session=session, metric=Reference.current(session).metric, class_codes=[])
+    fields = ("ax", "ay", "bx", "by", "feature", "start", "count")
+    for geoms in (layers.grids["geom"].to_numpy(), layers.roads["geom"].to_numpy()):
+        for start in range(0, 3000, 50):  # the demo city's shapes: holes, several parts
+            chunk = np.r_[geoms[start:start + 50], [shapely.Polygon() if geoms[0].geom_type.endswith("Polygon")
+                                                    else shapely.LineString()]]
+            few = Segments.of(chunk)
+            monkeypatch.setattr(spatial, "FEW_GEOMETRIES", 0)
+            ragged = Segments.of(chunk)
+            monkeypatch.undo()
+            assert all(np.array_equal(getattr(few, f), getattr(ragged, f)) for f in fields)

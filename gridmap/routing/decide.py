@@ -20,7 +20,10 @@ How a fix is decided (the evidence records each step):
    close; the accuracy is too poor for the class; the picked component is far from the fix.
 
 Everything is computed column-wise (:mod:`gridmap.routing.spatial`, :mod:`gridmap.routing.evidence`):
-one fix or a million take the same steps, which is why the single and the batch path agree.
+one fix or a million take the same steps, which is why the single and the batch path agree. A single
+decision must take a millisecond or two, so the steps keep their fixed cost low: no pandas inside
+(:func:`decide_columns`), a few features tested pair by pair rather than hashed, small columns encoded in
+Python, empty steps skipped, Arrow kernels called directly.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from gridmap.routing.policy import (
     SNAP_RADIUS_M,
     road_tolerance,
 )
-from gridmap.routing.spatial import EMPTY, CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
+from gridmap.routing.spatial import CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
 from gridmap.routing.responsible import departments, role, street_office, time_limits
 from gridmap.routing.table import Table, Vocabulary
 
@@ -85,19 +88,35 @@ class Reasons:
         return flagged, joined
 
 
-def decide(points: pd.DataFrame, layers: Layers, ref: Reference) -> pd.DataFrame:
+def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Reference) -> pd.DataFrame:
     """Decide every row of ``points`` (columns ``x``/``y`` in the metric CRS, ``accuracy``, ``case_type``,
     ``class_code``, ``component_id``, optional ``input_error`` for rows not to decide); return the
     :data:`OUTPUT` columns plus ``error`` for rejected rows (whose decision columns are empty)."""
-    points = points.reset_index(drop=True)
     tables = Table(layers.grids), Table(layers.roads), Table(layers.components)
-    if len(points) <= PIECE:
-        return _decide(points, tables, ref)
+    n = len(points["x"])
+    if n <= PIECE:
+        return as_frame(_decide(points, tables, ref))
     _layer_work(tables)
-    pieces = [points.iloc[a:a + PIECE] for a in range(0, len(points), PIECE)]
+    # cut before the columns become arrays: turning text into Python objects is work for the pool
+    pieces = [points.iloc[a:a + PIECE] if isinstance(points, pd.DataFrame) else
+              {name: np.asarray(values)[a:a + PIECE] for name, values in points.items()}
+              for a in range(0, n, PIECE)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        decided = list(pool.map(lambda piece: _decide(piece, tables, ref), pieces))
+        decided = list(pool.map(lambda piece: as_frame(_decide(piece, tables, ref)), pieces))
     return pd.concat(decided, ignore_index=True)
+
+
+def decide_columns(points: dict[str, np.ndarray], layers: Layers, ref: Reference) -> dict[str, np.ndarray | pa.Array]:
+    """:func:`decide`, the same steps, with the columns given and returned as arrays (the text ones Arrow's):
+    for one fix, building DataFrames in and out would cost several times the decision itself."""
+    return _decide(points, (Table(layers.grids), Table(layers.roads), Table(layers.components)), ref)
+
+
+def as_frame(columns: dict[str, np.ndarray | pa.Array]) -> pd.DataFrame:
+    """The columns of :func:`decide_columns` as a DataFrame (text as pandas text, objects as objects)."""
+    return pd.DataFrame({name: values.to_pandas() if isinstance(values, pa.Array) else
+                         pd.Series(values, dtype=object) if values.dtype == object else values
+                         for name, values in columns.items()})
 
 
 def _layer_work(tables: tuple[Table, Table, Table]) -> None:
@@ -112,27 +131,20 @@ def _layer_work(tables: tuple[Table, Table, Table]) -> None:
             for name in names:
                 table.encoded(name)
         for table, name in ((grids, "code"), (grids, "grid_department"), (roads, "code"), (roads, "grade")):
-            table.take_quoted(name, EMPTY)
+            table.safe(name)
 
     def components():
         comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
-        comps.take_quoted("code", EMPTY)
+        comps.safe("code")
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         for done in [pool.submit(grids_and_roads), pool.submit(components)]:
             done.result()
 
 
-def _decide(points: pd.DataFrame, tables: tuple[Table, Table, Table], ref: Reference) -> pd.DataFrame:
-    n = len(points)
-    x, y = points["x"].to_numpy(dtype=float), points["y"].to_numpy(dtype=float)
-    given_accuracy = pd.to_numeric(points["accuracy"], errors="coerce").to_numpy(dtype=float)
-    accuracy = np.nan_to_num(given_accuracy, nan=0.0)
-    case_type, class_code = _objects(points["case_type"]), _objects(points["class_code"])
-    todo = np.isfinite(x) & np.isfinite(y)
-    if "input_error" in points:
-        todo &= pd.isna(points["input_error"]).to_numpy()
-    x, y = np.where(todo, x, np.nan), np.where(todo, y, np.nan)
+def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
+    x, y, given_accuracy, case_type, class_code, todo = _inputs(points)
+    n, accuracy = len(x), np.nan_to_num(given_accuracy, nan=0.0)
     error = np.full(n, None, dtype=object)
     reasons = Reasons(n)
     grids, roads, comps = tables
@@ -151,18 +163,11 @@ def _decide(points: pd.DataFrame, tables: tuple[Table, Table, Table], ref: Refer
                        street_office(grids, grid, ref, depts)])
     department, rule, rules_ev = departments(case_type, class_code, grid, road, grids, roads, roles, ok, ref, depts,
                                              rules)
-    area = np.array(grids.encoded("area_class")[1] + [None], dtype=object)[grids.codes_at("area_class", grid)]
-    amount, unit, road_bound = time_limits(case_type, class_code, area, ref)
-    kind = np.where(case_type == "component", "component", np.where(road_bound, "road_event", "event"))
-    limit = np.select([kind == "component", kind == "road_event"],
-                      [MAX_ACCURACY_M["component"], MAX_ACCURACY_M["road_event"]], MAX_ACCURACY_M["event"])
-    poor = np.flatnonzero(ok & (accuracy > limit))
-    reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[p].replace('_', '-')} case "
-                       f"(at most {limit[p]:.0f} m)" for p in poor])
+    amount, unit = limits_and_accuracy(case_type, class_code, grid, grids, ok, accuracy, ref, reasons)
     ambiguous, reason = reasons.columns()
 
     record = ev.record(
-        {"fix": ev.obj({"x_m": ev.number(x, 2), "y_m": ev.number(y, 2), "crs": orjson.dumps(ref.metric.to_string()).decode(),
+        {"fix": ev.obj({"x_m": ev.number(x, 2), "y_m": ev.number(y, 2), "crs": orjson.dumps(ref.metric_name).decode(),
                         "accuracy_m": ev.number(given_accuracy, 1)})},
         {"unit_grid": grid_ev["unit_grid"], "other_grids_in_accuracy": grid_ev["others"],
          "roads": roads_ev, "components": comps_ev["near"], "picked_component": comps_ev["picked"],
@@ -173,29 +178,51 @@ def _decide(points: pd.DataFrame, tables: tuple[Table, Table, Table], ref: Refer
     grid, road, comp = (np.where(ok, index, -1) for index in (grid, road, comp))
     version = np.full(n, None, dtype=object)
     if len(comps):
-        version[comp >= 0] = comps.frame["version"].to_numpy(dtype=object)[comp[comp >= 0]]
-    text = {"unit_grid": grids.take("code", grid), "duty_grid": grids.take("duty_grid", grid),
-            "community": grids.take("community", grid), "street": grids.take("street", grid),
-            "district": grids.take("district", grid), "area_class": grids.take("area_class", grid),
-            "road_id": roads.take("code", road), "road_name": roads.take("name", road),
-            "road_grade": roads.take("grade", road), "component_id": comps.take("code", comp)}
-    result = pd.DataFrame({name: array.to_pandas() for name, array in text.items()})
-    result = result.assign(
-        road_distance_m=np.where(ok, np.round(road_distance, 2), np.nan),
-        component_version=pd.Series(version, dtype=object),
-        component_distance_m=np.where(ok, np.round(comp_distance, 2), np.nan),
-        department=pd.Series(depts.objects(np.where(ok, department, -1)), dtype=object),
-        rule=pd.Series(rules.objects(np.where(ok, rule, -1)), dtype=object),
-        time_limit=np.where(ok, amount, np.nan), time_limit_unit=pd.Series(np.where(ok, unit, None), dtype=object),
-        ambiguous=pd.Series(np.where(ok, ambiguous, None), dtype=object),
-        ambiguity_reason=pd.Series(np.where(ok, reason, None), dtype=object),
-        evidence=record.to_pandas(), error=pd.Series(error, dtype=object))
-    return result[OUTPUT + ["error"]]
+        version[comp >= 0] = comps.objects("version")[comp[comp >= 0]]
+    places = dict(zip(["unit_grid", "duty_grid", "community", "street", "district", "area_class"], grids.take_columns(
+        ["code", "duty_grid", "community", "street", "district", "area_class"], grid)))
+    road_id, road_name, road_grade = roads.take_columns(["code", "name", "grade"], road)
+    return {**places, "road_id": road_id, "road_name": road_name, "road_grade": road_grade,
+            "road_distance_m": np.where(ok, np.round(road_distance, 2), np.nan),
+            "component_id": comps.take("code", comp), "component_version": version,
+            "component_distance_m": np.where(ok, np.round(comp_distance, 2), np.nan),
+            "department": depts.objects(np.where(ok, department, -1)), "rule": rules.objects(np.where(ok, rule, -1)),
+            "time_limit": np.where(ok, amount, np.nan), "time_limit_unit": np.where(ok, unit, None),
+            "ambiguous": np.where(ok, ambiguous, None), "ambiguity_reason": np.where(ok, reason, None),
+            "evidence": record, "error": error}
+
+
+def limits_and_accuracy(case_type, class_code, grid, grids: Table, ok, accuracy, ref: Reference, reasons: Reasons):
+    """The disposal time limit (amount, unit) of each fix; fixes too inaccurate for their kind of case are flagged."""
+    area = np.array(grids.encoded("area_class")[1] + [None], dtype=object)[grids.codes_at("area_class", grid)]
+    amount, unit, road_bound = time_limits(case_type, class_code, area, ref)
+    kind = np.where(case_type == "component", "component", np.where(road_bound, "road_event", "event"))
+    limit = np.where(kind == "component", MAX_ACCURACY_M["component"],
+                     np.where(kind == "road_event", MAX_ACCURACY_M["road_event"], MAX_ACCURACY_M["event"]))
+    poor = np.flatnonzero(ok & (accuracy > limit))
+    reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[p].replace('_', '-')} case "
+                       f"(at most {limit[p]:.0f} m)" for p in poor])
+    return amount, unit
+
+
+def _inputs(points):
+    """x, y (NaN for rows not to decide), accuracy (NaN when not given), case type, class, rows to decide;
+    ``points`` is a DataFrame or a dict of arrays."""
+    x, y = np.asarray(points["x"], dtype=float), np.asarray(points["y"], dtype=float)
+    accuracy = np.asarray(points["accuracy"])
+    if accuracy.dtype.kind != "f":
+        accuracy = pd.to_numeric(accuracy, errors="coerce")
+    accuracy = np.asarray(accuracy, dtype=float)
+    todo = np.isfinite(x) & np.isfinite(y)
+    if "input_error" in points:
+        todo &= pd.isna(np.asarray(points["input_error"]))
+    x, y = np.where(todo, x, np.nan), np.where(todo, y, np.nan)
+    return x, y, accuracy, _objects(points["case_type"]), _objects(points["class_code"]), todo
 
 
 def grid_index(grids: Table) -> tuple[Segments, CellIndex]:
     def make():
-        geoms = grids.frame["geom"].to_numpy()
+        geoms = grids.objects("geom")
         margin = np.array([-ON_EDGE_M, -ON_EDGE_M, ON_EDGE_M, ON_EDGE_M])
         return Segments.of(geoms), CellIndex(shapely.bounds(geoms).reshape(-1, 4) + margin)
     return grids.cached("index", make)
@@ -206,7 +233,7 @@ def road_index(roads: Table) -> tuple[Segments, np.ndarray, CellIndex]:
     def make():
         grade, grades = roads.encoded("grade")
         tolerance = np.array([road_tolerance(g) for g in grades] + [road_tolerance(None)], dtype=float)[grade]
-        segments = Segments.of(roads.frame["geom"].to_numpy())
+        segments = Segments.of(roads.objects("geom"))
         return segments, tolerance, CellIndex(segments.boxes(tolerance[segments.feature]))
     return roads.cached("index", make)
 
@@ -214,7 +241,7 @@ def road_index(roads: Table) -> tuple[Segments, np.ndarray, CellIndex]:
 def component_index(comps: Table) -> tuple[np.ndarray, CellIndex]:
     """The components' positions, indexed by class (cells of twice the snap radius)."""
     def make():
-        xy = shapely.get_coordinates(comps.frame["geom"].to_numpy()) if len(comps) else np.empty((0, 2))
+        xy = shapely.get_coordinates(comps.objects("geom")) if len(comps) else np.empty((0, 2))
         return xy, CellIndex(point_boxes(xy[:, 0], xy[:, 1]), groups=comps.encoded("class_code")[0],
                              cell=2 * SNAP_RADIUS_M)
     return comps.cached("index", make)
@@ -242,12 +269,19 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
         chosen[p] = held[codes.index(lowest)]
         how[p] = len(messages)
         messages.append(f"the fix lies on the shared edge of {sorted(codes)}: the lowest code wins")
-    found = chosen >= 0
-    unit_grid = ev.where(found, ev.obj({"code": grids.take_quoted("code", chosen),
-                                        "how": ev.text(messages).take(pa.array(how))}))
+    unit_grid = ev.where(chosen >= 0, ev.obj({"code": grids.take_quoted("code", chosen),
+                                              "how": ev.text(messages).take(pa.array(how))}))
+    return chosen, {"unit_grid": unit_grid, "others": other_bodies(x, y, accuracy, chosen, to_edge, grids, reasons)}
 
-    # the accuracy circle, where it crosses the grid's edge: the grids of other bodies within it
-    circle = np.flatnonzero(found & (accuracy > ON_EDGE_M) & (to_edge <= accuracy))
+
+def other_bodies(x, y, accuracy, chosen, to_edge, grids: Table, reasons: Reasons) -> pa.Array:
+    """The grids of other responsible bodies that the accuracy circle of each fix reaches, where it
+    crosses its grid's edge (evidence, and an ambiguity)."""
+    n = len(x)
+    circle = np.flatnonzero((chosen >= 0) & (accuracy > ON_EDGE_M) & (to_edge <= accuracy))
+    if len(circle) == 0:  # most circles stay inside their grid: spare the work below
+        return pa.nulls(n, pa.string())
+    segments, index = grid_index(grids)
     body = grids.encoded("grid_department")[0]
     near, other = index.query(point_boxes(x[circle], y[circle], accuracy[circle]), both_have_extent=True)
     near = circle[near]
@@ -260,7 +294,7 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
     items = ev.obj({"code": grids.take_quoted("code", other), "distance_m": ev.number(distance, 1),
                     "responsible": grids.take_quoted("grid_department", other)})
     firsts = np.flatnonzero(starts(near))
-    counts = np.diff(np.r_[firsts, len(near)])
+    counts = np.diff(np.concatenate((firsts, [len(near)])))
     p, o = near[firsts], other[firsts]
     reasons.add(p, [
         f"the accuracy circle ({acc:.0f} m) reaches unit grid {code} ({d:.1f} m away), whose responsible "
@@ -268,7 +302,7 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
         for acc, code, d, theirs, own, k in zip(accuracy[p], grids.values("code", o), distance[firsts],
                                                 grids.values("grid_department", o),
                                                 grids.values("grid_department", chosen[p]), counts)])
-    return chosen, {"unit_grid": unit_grid, "others": ev.lists(near, items, n)}
+    return ev.lists(near, items, n)
 
 
 def choose_roads(x, y, roads: Table, reasons: Reasons) -> tuple[np.ndarray, np.ndarray, pa.Array]:

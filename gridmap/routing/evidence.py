@@ -7,35 +7,69 @@ string column (null where the part is absent), and the parts are concatenated pe
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
 SAFE = r'^[^"\\\x00-\x1f]*$'  # text that needs no escaping inside JSON quotes
+_UNSAFE = re.compile(r'["\\\x00-\x1f]')  # a character that does
+#: up to this many values (the features near one fix) plain Python beats the fixed cost of an Arrow call
+FEW = 64
+EMPTY_TEXT = pa.array([], pa.string())
+# Arrow's kernels called directly: the pyarrow.compute wrappers turn every ``str`` argument into a
+# scalar again and cost two or three times the kernel on the few rows of a single decision
+_JOIN, _COALESCE, _CAST = (pc.get_function(name) for name in ("binary_join_element_wise", "coalesce", "cast"))
+_TO_TEXT = pc.CastOptions.safe(pa.string())
+_NULL_AS_EMPTY = pc.JoinOptions(null_handling="replace", null_replacement="")
+
+
+@lru_cache(maxsize=4096)
+def literal(piece: str) -> pa.StringScalar:
+    return pa.scalar(piece, pa.string())
+
+
+def concat(*pieces: str | pa.Array, options: pc.JoinOptions | None = None) -> pa.Array:
+    """Per row, the ``pieces`` one after the other (a ``str`` is the same on every row); null where a
+    piece is null, unless ``options`` say otherwise."""
+    return _JOIN.call([literal(p) if isinstance(p, str) else p for p in pieces] + [literal("")], options)
+
+
+def or_null(values: pa.Array) -> pa.Array:
+    """``values`` with JSON ``null`` for missing ones."""
+    return _COALESCE.call([values, literal("null")])
 
 
 def text(values, safe: bool | None = None) -> pa.Array:
     """JSON strings (``"…"``), ``null`` for missing values. ``safe``: whether it is already known that no
     value needs escaping (see :func:`needs_no_escaping`)."""
+    if len(values) == 0:
+        return EMPTY_TEXT
     array = values if isinstance(values, pa.Array) else pa.array(np.asarray(values, dtype=object), type=pa.string(),
                                                                 from_pandas=True)
     if safe if safe is not None else needs_no_escaping(array):
-        quoted = pc.binary_join_element_wise('"', array, '"', "")
+        quoted = concat('"', array, '"')
     else:
         quoted = pa.array([None if v is None else orjson.dumps(v).decode() for v in array.to_pylist()], pa.string())
-    return pc.fill_null(quoted, "null")
+    return or_null(quoted)
 
 
 def needs_no_escaping(array: pa.Array) -> bool:
+    if len(array) <= FEW:
+        return not any(_UNSAFE.search(v) for v in array.to_pylist() if v is not None)
     return pc.all(pc.match_substring_regex(array, SAFE)).as_py() in (True, None)
 
 
 def number(values: np.ndarray, decimals: int) -> pa.Array:
     """JSON numbers rounded to ``decimals``, ``null`` for NaN or infinity (JSON has neither)."""
+    if len(values) == 0:
+        return EMPTY_TEXT
     rounded = np.round(np.asarray(values, dtype=float), decimals)
     rounded[~np.isfinite(rounded)] = np.nan
-    return pc.fill_null(pc.cast(pa.array(rounded, from_pandas=True), pa.string()), "null")
+    return or_null(_CAST.call([pa.array(rounded, from_pandas=True)], _TO_TEXT))
 
 
 class Fragments(list):
@@ -43,7 +77,7 @@ class Fragments(list):
 
     def join(self) -> pa.Array:
         """One string per row (null where any column piece is null)."""
-        return pc.binary_join_element_wise(*self, "")
+        return concat(*self)
 
 
 def obj(fields: dict[str, pa.Array | Fragments | str]) -> Fragments:
@@ -59,16 +93,22 @@ def obj(fields: dict[str, pa.Array | Fragments | str]) -> Fragments:
 def where(mask: np.ndarray, values: pa.Array | Fragments) -> pa.Array:
     """``values`` where ``mask``, null elsewhere (an absent part)."""
     values = values.join() if isinstance(values, Fragments) else values
+    if mask.all():  # one fix is all or nothing: no call into Arrow
+        return values
+    if not mask.any():
+        return pa.nulls(len(values), pa.string())
     return pc.if_else(pa.array(mask), values, pa.nulls(len(values), pa.string()))
 
 
 def lists(point: np.ndarray, items: pa.Array | Fragments, n: int) -> pa.Array:
     """``[item, …]`` per row from items sorted by ``point``; null for a row without items."""
+    if len(point) == 0:
+        return pa.nulls(n, pa.string())
     items = items.join() if isinstance(items, Fragments) else items
     counts = np.bincount(point, minlength=n)
-    offsets = np.r_[0, np.cumsum(counts)].astype(np.int32)
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), ",")
-    return where(counts > 0, pc.binary_join_element_wise("[", joined, "]", ""))
+    return where(counts > 0, concat("[", joined, "]"))
 
 
 def record(required: dict[str, Fragments], optional: dict[str, pa.Array]) -> pa.Array:
@@ -78,6 +118,7 @@ def record(required: dict[str, Fragments], optional: dict[str, pa.Array]) -> pa.
         pieces.append(("{" if n == 0 else ",") + orjson.dumps(key).decode() + ":")
         pieces.extend(value)
     for key, value in optional.items():
-        pieces.append(pc.binary_join_element_wise("," + orjson.dumps(key).decode() + ":", value, ""))
+        if value.null_count < len(value):  # a part absent from every row adds nothing
+            pieces.append(concat("," + orjson.dumps(key).decode() + ":", value))
     pieces.append("}")
-    return pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
+    return concat(*pieces, options=_NULL_AS_EMPTY)

@@ -1,12 +1,14 @@
 """What a decision is made from: unit grids, roads, components and the reference tables.
 
 The batch path loads whole layers once; the single path loads only what lies near the fix, with one
-indexed query per layer. Both hand the same kind of :class:`Layers` to :mod:`gridmap.routing.decide`,
-so both reach the same answer by the same code.
+indexed query per layer. Both hand :class:`Layers` (the same columns: DataFrames for the batch, lists
+for the few features near one fix) to :mod:`gridmap.routing.decide`, so both reach the same answer by
+the same code.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from gridmap.crs import transformer
@@ -46,18 +48,32 @@ SELECT (SELECT metric_srid FROM city), (SELECT max(updated_at) FROM city),
        (SELECT (max(updated_at), count(*))::text FROM department),
        (SELECT (max(updated_at), count(*))::text FROM component_class),
        (SELECT (max(updated_at), count(*))::text FROM event_class)"""
-_CACHE: dict[tuple, Reference] = {}
+_CACHE: dict = {}  # database URL → (stamp, Reference)
 
 NEAR = "AND {alias}.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :degrees)"
+_COMPONENTS_NEAR = "AND ((p.class_code = :cls " + NEAR.format(alias="p") + "){picked})"
+# the single path's statements, made once: building a text() clause costs as much as running it
+_NEAR_SQL = {
+    "grids": text(GRID_SQL.format(where=NEAR.format(alias="g"))),
+    "roads": text(ROAD_SQL.format(where=NEAR.format(alias="r"))),
+    "components": text(COMPONENT_SQL.format(where=_COMPONENTS_NEAR.format(picked=""))),
+    "components_or_picked": text(COMPONENT_SQL.format(where=_COMPONENTS_NEAR.format(picked=" OR p.code = :picked"))),
+}
+_STAMP = text(STAMP_SQL)
+
+
+#: a layer's columns by name: a DataFrame, or (near one fix, where pandas would cost more than the
+#: decision) a dict of lists; the geometries in the metric CRS are in ``geom``
+Columns = Mapping[str, Sequence]
 
 
 @dataclass
 class Layers:
     """Candidate features with attributes, their geometries in the metric CRS (``geom``)."""
 
-    grids: pd.DataFrame
-    roads: pd.DataFrame
-    components: pd.DataFrame
+    grids: Columns
+    roads: Columns
+    components: Columns
 
 
 @dataclass
@@ -79,15 +95,33 @@ class Reference:
     def rule_records(self) -> list[dict]:
         return self.rules.to_dict("records")
 
+    @cached_property
+    def limits(self) -> dict[tuple[str, str], tuple]:
+        """(case type, class) → (limit A, B, C, unit, road-bound): looked up for every decision."""
+        columns = ["case_type", "code", "limit_a", "limit_b", "limit_c", "limit_unit", "road_bound"]
+        return {(row[0], row[1]): row[2:] for row in self.classes[columns].itertuples(index=False, name=None)}
+
+    @cached_property
+    def metric_name(self) -> str:
+        return self.metric.to_string()
+
+    @cached_property
+    def to_metric(self) -> Transformer:
+        """WGS84 → metric CRS (held here: finding it in the transformer cache hashes the CRS, 0.1 ms)."""
+        return transformer(4326, self.metric)
+
     @classmethod
     def current(cls, session: Session) -> Reference:
-        """The reference tables, reused while none of them (nor the city's CRS) has changed."""
-        stamp = tuple(session.execute(text(STAMP_SQL)).one())
-        key = (str(session.get_bind().engine.url), stamp)
-        if key not in _CACHE:
-            _CACHE.clear()
-            _CACHE[key] = cls.load(session, CRS.from_epsg(stamp[0]))
-        return _CACHE[key]
+        """The reference tables, reused while none of them (nor the city's CRS) has changed.
+
+        The stamp is read on every call, inside the caller's transaction, so that a rule or class it has
+        just changed (committed or not) is seen at once; it costs a fraction of a millisecond."""
+        stamp = tuple(session.execute(_STAMP).one())
+        database = session.get_bind().engine.url
+        cached = _CACHE.get(database)
+        if cached is None or cached[0] != stamp:
+            cached = _CACHE[database] = (stamp, cls.load(session, CRS.from_epsg(stamp[0])))
+        return cached[1]
 
     @classmethod
     def load(cls, session: Session, metric: CRS) -> Reference:
@@ -105,35 +139,44 @@ class Reference:
         return cls(rules=rules, street_offices=offices, classes=classes, metric=metric)
 
 
-def _frame(session: Session, sql: str, params: dict, to_metric: Transformer) -> pd.DataFrame:
-    frame = pd.read_sql(text(sql), session.connection(), params=params)
-    geoms = shapely.from_wkb(frame.pop("wkb").to_numpy()) if len(frame) else np.array([], dtype=object)
-    frame["geom"] = shapely.transform(geoms, lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1])))
-    return frame
+def _columns(session: Session, sql: str | TextClause, params: dict) -> dict[str, list]:
+    """The query's columns as lists (the geometries as ``wkb``, see :func:`_project`)."""
+    result = session.execute(text(sql) if isinstance(sql, str) else sql, params)
+    names, rows = list(result.keys()), result.all()
+    return dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
+
+
+def _project(layers: list[dict], to_metric: Transformer) -> list[dict]:
+    """Each layer's ``wkb`` read and projected into ``geom`` (an array of geometries), all layers at once:
+    near one fix the fixed cost of the calls is most of their cost."""
+    wkb = [blob for columns in layers for blob in columns["wkb"]]
+    geoms = shapely.from_wkb(np.array(wkb, dtype=object)) if wkb else np.array([], dtype=object)
+    geoms = shapely.transform(geoms, lambda xy: np.column_stack(to_metric.transform(xy[:, 0], xy[:, 1])))
+    start = 0
+    for columns in layers:
+        end = start + len(columns.pop("wkb"))
+        columns["geom"], start = geoms[start:end], end
+    return layers
 
 
 def load_layers(*, session: Session, metric: CRS, class_codes: list[str] | None = None) -> Layers:
     """Every current unit grid, road and component (of ``class_codes``, if given), for batch work."""
-    to_metric = transformer(4326, metric)
     where = "AND p.class_code = ANY(CAST(:classes AS text[]))" if class_codes is not None else ""
-    return Layers(
-        grids=_frame(session, GRID_SQL.format(where=""), {}, to_metric),
-        roads=_frame(session, ROAD_SQL.format(where=""), {}, to_metric),
-        components=_frame(session, COMPONENT_SQL.format(where=where), {"classes": class_codes or []}, to_metric),
-    )
+    layers = _project([_columns(session, GRID_SQL.format(where=""), {}),
+                       _columns(session, ROAD_SQL.format(where=""), {}),
+                       _columns(session, COMPONENT_SQL.format(where=where), {"classes": class_codes or []})],
+                      transformer(4326, metric))
+    return Layers(*(pd.DataFrame(columns) for columns in layers))
 
 
-def layers_near(*, session: Session, metric: CRS, lon: float, lat: float, radius_m: float,
+def layers_near(*, session: Session, to_metric: Transformer, lon: float, lat: float, radius_m: float,
                 class_code: str | None, component_id: str | None) -> Layers:
-    """The features within ``radius_m`` of one fix (a bounding box a little larger), and the picked component."""
-    to_metric = transformer(4326, metric)
+    """The features within ``radius_m`` of one fix (a bounding box a little larger), and the picked component;
+    ``to_metric`` projects WGS84 to the metric CRS (:attr:`Reference.to_metric`)."""
     degrees = radius_m / (111_320.0 * max(np.cos(np.radians(lat)), 0.01)) * 1.1 + 1e-6
     params = {"lon": lon, "lat": lat, "degrees": degrees}
-    picked = " OR p.code = :picked" if component_id else ""
-    component_where = f"AND ((p.class_code = :cls {NEAR.format(alias='p')}){picked})"
-    return Layers(
-        grids=_frame(session, GRID_SQL.format(where=NEAR.format(alias="g")), params, to_metric),
-        roads=_frame(session, ROAD_SQL.format(where=NEAR.format(alias="r")), params, to_metric),
-        components=_frame(session, COMPONENT_SQL.format(where=component_where),
-                          {**params, "cls": class_code or "", "picked": component_id}, to_metric),
-    )
+    return Layers(*_project([
+        _columns(session, _NEAR_SQL["grids"], params),
+        _columns(session, _NEAR_SQL["roads"], params),
+        _columns(session, _NEAR_SQL["components_or_picked" if component_id else "components"],
+                 {**params, "cls": class_code or "", "picked": component_id})], to_metric))

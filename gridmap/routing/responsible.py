@@ -96,15 +96,11 @@ def rule_chain(place: dict, known: dict[str, bool], ref: Reference) -> list[dict
 def time_limits(case_type, class_code, area_class, ref: Reference) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The disposal limit of each fix's class for its grid's area class (B where the grid is unknown),
     its unit, and whether the class is road-bound."""
-    table = {(t, c): row for t, c, row in zip(ref.classes["case_type"], ref.classes["code"],
-                                               ref.classes[["limit_a", "limit_b", "limit_c", "limit_unit", "road_bound"]]
-                                               .itertuples(index=False))}
     first, inverse = distinct_rows(case_type, class_code)
-    found = [table.get((case_type[p], class_code[p])) for p in first]
-    limits = np.array([[f.limit_a, f.limit_b, f.limit_c] if f else [np.nan] * 3 for f in found],
-                      dtype=float).reshape(-1, 3)[inverse]
-    unit = np.array([f.limit_unit if f else None for f in found], dtype=object)[inverse]
-    road_bound = np.array([bool(f.road_bound) if f else False for f in found], dtype=bool)[inverse]
+    found = [ref.limits.get((case_type[p], class_code[p])) for p in first]
+    limits = np.array([f[:3] if f else [np.nan] * 3 for f in found], dtype=float).reshape(-1, 3)[inverse]
+    unit = np.array([f[3] if f else None for f in found], dtype=object)[inverse]
+    road_bound = np.array([bool(f[4]) if f else False for f in found], dtype=bool)[inverse]
     area = np.where(pd.isna(area_class), "B", area_class)
-    amount = np.select([area == "A", area == "C"], [limits[:, 0], limits[:, 2]], limits[:, 1])
+    amount = np.where(area == "A", limits[:, 0], np.where(area == "C", limits[:, 2], limits[:, 1]))
     return amount, unit, road_bound

@@ -13,11 +13,12 @@ import geopandas as gpd
 import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
 import shapely
 from sqlalchemy.orm import Session
 
-from gridmap.crs import PHONE_SYSTEMS, to_wgs84, transformer
-from gridmap.routing.decide import decide
+from gridmap.crs import PHONE_SYSTEMS, to_wgs84
+from gridmap.routing.decide import decide, decide_columns
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
 from gridmap.routing.layers import Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
@@ -53,35 +54,38 @@ def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tupl
     return case_type, code, None
 
 
-def case_types(class_codes: pd.Series, given: pd.Series, picked: pd.Series, known: dict[str, set[str]]):
+def case_types(class_codes: np.ndarray, given: np.ndarray, has_pick: np.ndarray, known: dict[str, set[str]]):
     """Per row (case type, 4-digit class, error) as object arrays, worked out once per distinct input."""
-    raw, given, has_pick = class_codes.to_numpy(dtype=object), given.to_numpy(dtype=object), pd.notna(picked).to_numpy()
-    first, inverse = distinct_rows(raw, given, has_pick)
-    answers = [case_type_of(raw[p], given[p], bool(has_pick[p]), known) for p in first]
+    first, inverse = distinct_rows(class_codes, given, has_pick)
+    answers = [case_type_of(class_codes[p], given[p], bool(has_pick[p]), known) for p in first]
     return tuple(np.array([a[k] for a in answers] + [None], dtype=object)[:-1][inverse] for k in range(3))
 
 
-def prepare(frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    """Normalised inputs (``x``/``y`` in the metric CRS, case type, class, accuracy) and input errors."""
-    def column(name: str) -> pd.Series:
-        return frame[name].reset_index(drop=True) if name in frame else pd.Series([None] * len(frame), dtype=object)
+def prepare(frame, ref: Reference) -> dict[str, np.ndarray]:
+    """Normalised inputs (``x``/``y`` in the metric CRS, case type, class, accuracy) and input errors, as
+    arrays: ``frame`` is a DataFrame or (one report) a dict of lists, with ``lon``/``lat``, ``class`` and
+    optional ``accuracy``, ``case_type``, ``component_id``."""
+    n = len(frame["lon"])
 
-    picked = pd.Series(column("component_id").to_numpy(dtype=object), dtype=object)
-    picked = picked.where(picked.notna(), None)
-    case_type, code, error = case_types(column("class"), column("case_type"), picked, ref.known)
-    accuracy = pd.to_numeric(column("accuracy"), errors="coerce")
-    error[pd.isna(error) & ((accuracy.to_numpy() < 0) | np.isinf(accuracy.to_numpy()))] = \
-        ACCURACY_ERROR
-    x, y = transformer(4326, ref.metric).transform(frame["lon"].to_numpy(), frame["lat"].to_numpy())
-    text = {"case_type": case_type, "class_code": code, "component_id": picked.to_numpy(), "input_error": error}
-    return pd.DataFrame({"x": x, "y": y, "accuracy": accuracy,
-                         **{name: pd.Series(values, dtype=object) for name, values in text.items()}})
+    def column(name: str) -> np.ndarray:
+        return np.asarray(frame[name], dtype=object) if name in frame else np.full(n, None, dtype=object)
+
+    picked = column("component_id")
+    picked = np.where(pd.isna(picked), None, picked)
+    case_type, code, error = case_types(column("class"), column("case_type"), picked != None, ref.known)  # noqa: E711
+    accuracy = pd.to_numeric(frame["accuracy"], errors="coerce") if "accuracy" in frame else np.full(n, np.nan)
+    accuracy = np.asarray(accuracy, dtype=float)
+    error[pd.isna(error) & ((accuracy < 0) | np.isinf(accuracy))] = ACCURACY_ERROR
+    x, y = ref.to_metric.transform(np.asarray(frame["lon"], dtype=float), np.asarray(frame["lat"], dtype=float))
+    return {"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float), "accuracy": accuracy,
+            "case_type": case_type, "class_code": code, "component_id": picked, "input_error": error}
 
 
-def _finish(prepared: pd.DataFrame, decided: pd.DataFrame) -> pd.DataFrame:
+def _finish(prepared: dict[str, np.ndarray], decided: pd.DataFrame) -> pd.DataFrame:
     """The decision with the input errors (rows :func:`decide` left undecided) in ``error``."""
-    error = prepared["input_error"].where(prepared["input_error"].notna(), decided["error"])
-    return decided.assign(case_type=prepared["case_type"], error=error)
+    error = np.where(pd.isna(prepared["input_error"]), decided["error"].to_numpy(dtype=object), prepared["input_error"])
+    return decided.assign(case_type=pd.Series(prepared["case_type"], dtype=object),
+                          error=pd.Series(error, dtype=object))
 
 
 def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accuracy: float | None = None,
@@ -98,19 +102,19 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
     if accuracy is not None and not 0 <= accuracy < np.inf:
         raise BadReport(ACCURACY_ERROR)
     ref = Reference.current(session)
-    frame = pd.DataFrame({"lon": [lon], "lat": [lat], "accuracy": [accuracy], "class": [class_code],
-                          "case_type": [case_type], "component_id": [component_id]})
-    prepared = prepare(frame, ref)
+    prepared = prepare({"lon": [lon], "lat": [lat], "accuracy": [accuracy], "class": [class_code],
+                        "case_type": [case_type], "component_id": [component_id]}, ref)
     if prepared["input_error"][0]:
         raise UnknownClass(prepared["input_error"][0])
     radius = max(accuracy or 0.0, MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M)
-    layers = layers_near(session=session, metric=ref.metric, lon=lon, lat=lat, radius_m=radius,
+    layers = layers_near(session=session, to_metric=ref.to_metric, lon=lon, lat=lat, radius_m=radius,
                          class_code=prepared["class_code"][0], component_id=component_id)
-    result = _finish(prepared, decide(prepared, layers, ref)).iloc[0].to_dict()
+    decided = decide_columns(prepared, layers, ref)
+    result = {name: plain(values[0].as_py() if isinstance(values, pa.Array) else values[0])
+              for name, values in decided.items()}
     if result["error"]:
         raise (OutsideServiceArea if "territory" in result["error"] else BadReport)(result["error"])
-    result = {key: plain(value) for key, value in result.items()}
-    result.update(lon=lon, lat=lat, evidence=orjson.loads(result["evidence"]))
+    result.update(case_type=prepared["case_type"][0], lon=lon, lat=lat, evidence=orjson.loads(result["evidence"]))
     return result
 
 
@@ -142,9 +146,10 @@ def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session, crs: str
     rows = pd.DataFrame(frame.drop(columns=[frame.geometry.name]) if isinstance(frame, gpd.GeoDataFrame) else frame)
     rows = rows.reset_index(drop=True).assign(lon=lon, lat=lat)
     prepared = prepare(rows, ref)
-    bad = pd.isna(lon) | pd.isna(lat)
-    prepared.loc[bad, "input_error"] = prepared.loc[bad, "input_error"].fillna("impossible or missing coordinates")
-    classes = sorted(set(prepared.loc[prepared["case_type"] == "component", "class_code"].dropna()))
+    error = prepared["input_error"]
+    error[pd.isna(error) & (np.isnan(lon) | np.isnan(lat))] = "impossible or missing coordinates"
+    classes = sorted({code for code, case_type in zip(prepared["class_code"], prepared["case_type"])
+                      if case_type == "component" and pd.notna(code)})
     layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
     decided = _finish(prepared, decide(prepared, layers, ref))
     result = pd.concat([rows.drop(columns=["lon", "lat"]), decided], axis=1)

@@ -15,8 +15,13 @@ import numpy as np
 import shapely
 
 EMPTY = np.empty(0, dtype=np.int64)
-CHUNK = 4_000_000
-DENSE_CELLS = 20_000_000  # up to this many cells a join looks points up in a table, beyond by binary search  # (pair, segment) rows handled at once: bounds the memory of one step
+CHUNK = 4_000_000  # (pair, segment) rows handled at once: bounds the memory of one step
+DENSE_CELLS = 20_000_000  # up to this many cells a join looks points up in a table, beyond by binary search
+#: up to this many (query, indexed box) combinations a query tests them all: hashing the boxes of the
+#: few features near one fix costs more than the whole test
+ALL_PAIRS = 4096
+FEW_BOXES = 256
+FEW_GEOMETRIES = 64  # up to this many a layer's segments are read part by part (see Segments._few)
 
 
 @dataclass
@@ -38,18 +43,33 @@ class Segments:
         if len(geoms) == 0:
             empty = np.empty(0)
             return cls(empty, empty, empty, empty, EMPTY, EMPTY, EMPTY)
-        _, xy, offsets = shapely.to_ragged_array(geoms, include_z=False)
-        lines = offsets[0].astype(np.int64)  # where each ring (or line) starts in xy
-        owner = np.arange(len(lines) - 1)
-        for upper in offsets[1:]:  # ring → polygon → feature (or line → feature)
-            owner = np.searchsorted(upper, owner, "right") - 1
-        joins = np.ones(len(xy), dtype=bool)  # xy[j] → xy[j + 1] is a segment unless a new line starts at j + 1
-        joins[lines[1:] - 1] = False
-        j = np.flatnonzero(joins[:-1])
-        line = np.searchsorted(lines, j, "right") - 1
-        feature = owner[line].astype(np.int64)
+        if len(geoms) <= FEW_GEOMETRIES:
+            xy, j, owner = cls._few(geoms)
+        else:
+            _, xy, offsets = shapely.to_ragged_array(geoms, include_z=False)
+            lines = offsets[0].astype(np.int64)  # where each ring (or line) starts in xy
+            owner = np.arange(len(lines) - 1)
+            for upper in offsets[1:]:  # ring → polygon → feature (or line → feature)
+                owner = np.searchsorted(upper, owner, "right") - 1
+            joins = np.ones(len(xy), dtype=bool)  # xy[j] → xy[j + 1] is a segment unless a line starts at j + 1
+            joins[lines[1:] - 1] = False
+            j = np.flatnonzero(joins[:-1])
+            owner = owner[np.searchsorted(lines, j, "right") - 1]
+        feature = owner.astype(np.int64)
         count = np.bincount(feature, minlength=len(geoms))
         return cls(xy[j, 0], xy[j, 1], xy[j + 1, 0], xy[j + 1, 1], feature, np.cumsum(count) - count, count)
+
+    @staticmethod
+    def _few(geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The coordinates, where each segment starts in them and its feature, from the geometries'
+        parts and rings: the same segments as the ragged array gives, without its fixed cost of ~0.1 ms."""
+        parts, owner = shapely.get_parts(geoms, return_index=True)
+        if (shapely.get_type_id(parts) == shapely.GeometryType.POLYGON).any():
+            parts, ring_of = shapely.get_rings(parts, return_index=True)
+            owner = owner[ring_of]
+        xy, line = shapely.get_coordinates(parts, return_index=True)
+        j = np.flatnonzero(line[1:] == line[:-1])
+        return xy, j, owner[line[j]]
 
     def boxes(self, margin: np.ndarray | float = 0.0) -> np.ndarray:
         """Each segment's box, widened by ``margin`` (per segment or one for all)."""
@@ -68,9 +88,14 @@ class CellIndex:
     def __init__(self, boxes: np.ndarray, *, groups: np.ndarray | None = None, cell: float | None = None):
         self.boxes = np.ascontiguousarray(boxes.T).T if len(boxes) else boxes  # columns contiguous
         self.groups = np.zeros(len(boxes), np.int64) if groups is None else groups.astype(np.int64)
-        if len(boxes) == 0:
-            boxes = np.zeros((1, 4))
-        self.cell = cell or max(float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]))), 1.0)
+        self.cell, self.keys = cell, None
+        if len(boxes) > FEW_BOXES:  # a few boxes (near one fix) are hashed only if a big query needs it
+            self._hash()
+
+    def _hash(self) -> None:
+        boxes = self.boxes if len(self.boxes) else np.zeros((1, 4))
+        self.cell = self.cell or max(float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0],
+                                                                boxes[:, 3] - boxes[:, 1]))), 1.0)
         self.x0, self.y0 = float(boxes[:, 0].min()), float(boxes[:, 1].min())
         self.nx = int((boxes[:, 2].max() - self.x0) // self.cell) + 1
         self.ny = int((boxes[:, 3].max() - self.y0) // self.cell) + 1
@@ -78,10 +103,11 @@ class CellIndex:
         entry, cx, cy = self._cells(self.boxes)
         key = self._key(self.groups[entry], cx, cy)
         order = np.argsort(key)  # the order within a cell does not matter: candidates are ranked later
-        self.keys, self.entries = key[order], entry[order]
         if self.span <= DENSE_CELLS:  # a table of every cell: where its entries start, how many
             self.count = np.bincount(key, minlength=self.span)
             self.start = np.cumsum(self.count) - self.count
+        # keys last: a query in another thread that finds them finds the rest of the hash too
+        self.entries, self.keys = entry[order], key[order]
 
     def _range(self, low, high, origin, size):
         with np.errstate(invalid="ignore"):
@@ -109,6 +135,10 @@ class CellIndex:
         cover: when the query and the indexed boxes both have extent, ``both_have_extent`` keeps one."""
         if len(boxes) == 0 or len(self.boxes) == 0:
             return EMPTY, EMPTY
+        if len(boxes) * len(self.boxes) <= ALL_PAIRS:
+            return self._all_pairs(boxes, groups)
+        if self.keys is None:
+            self._hash()
         query, cx, cy = self._cells(boxes)
         group = np.zeros(len(query), np.int64) if groups is None else groups.astype(np.int64)[query]
         usable = (group >= 0) & (group * self.nx * self.ny < self.span)
@@ -133,6 +163,19 @@ class CellIndex:
             query, entry = pairs // len(self.boxes), pairs % len(self.boxes)
         return query, entry
 
+    def _all_pairs(self, boxes: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`query` by testing every pair: the same pairs (each once), for a few boxes near one fix."""
+        mine = self.boxes
+        meet = ((boxes[:, 0:1] <= mine[:, 2]) & (boxes[:, 2:3] >= mine[:, 0])
+                & (boxes[:, 1:2] <= mine[:, 3]) & (boxes[:, 3:4] >= mine[:, 1]))
+        # as the hash: boxes beyond all cells (not finite) meet nothing, nor do queries of no group
+        meet &= np.isfinite(boxes).all(axis=1)[:, None] & np.isfinite(mine).all(axis=1)
+        if groups is not None:
+            groups = groups.astype(np.int64)
+            meet &= (groups[:, None] == self.groups) & (groups >= 0)[:, None]
+        query, entry = np.nonzero(meet)
+        return query.astype(np.int64), entry.astype(np.int64)
+
 
 def point_boxes(x: np.ndarray, y: np.ndarray, radius: np.ndarray | float = 0.0) -> np.ndarray:
     return np.column_stack([x - radius, y - radius, x + radius, y + radius])
@@ -155,9 +198,11 @@ def distances(px: np.ndarray, py: np.ndarray, point: np.ndarray, feature: np.nda
     odd = np.zeros(len(point), dtype=bool)
     counts = segments.count[feature]
     usable = np.flatnonzero(counts > 0)
+    if len(usable) == 0:
+        return edge, odd
     total = np.cumsum(counts[usable])
-    cuts = np.unique(np.concatenate([[0], np.searchsorted(total, np.arange(CHUNK, total[-1] if len(total) else 0,
-                                                                           CHUNK)), [len(usable)]]))
+    cuts = [0, len(usable)] if total[-1] <= CHUNK else \
+        np.unique(np.concatenate([[0], np.searchsorted(total, np.arange(CHUNK, total[-1], CHUNK)), [len(usable)]]))
     for a, b in zip(cuts[:-1], cuts[1:]):
         rows = usable[a:b]
         count = counts[rows]
@@ -180,12 +225,14 @@ def starts(*keys: np.ndarray) -> np.ndarray:
     change = np.zeros(len(keys[0]) - 1, dtype=bool)
     for key in keys:
         change |= key[1:] != key[:-1]
-    return np.r_[True, change]
+    return np.concatenate(([True], change))
 
 
 def ranked(point: np.ndarray, distance: np.ndarray, feature: np.ndarray, layer):
     """Candidates sorted per point by distance, equal distances by code (``layer.values("code", rows)``);
     returns the sorted point, feature and distance arrays and each candidate's rank (0 is the choice)."""
+    if len(point) == 0:
+        return point, feature, distance, EMPTY
     order = np.lexsort((feature, distance, point))
     point, distance, feature = point[order], distance[order], feature[order]
     tied = np.flatnonzero((point[1:] == point[:-1]) & (distance[1:] == distance[:-1]))
@@ -200,7 +247,7 @@ def ranked(point: np.ndarray, distance: np.ndarray, feature: np.ndarray, layer):
         order = np.lexsort((by_code, distance, point))
         point, distance, feature = point[order], distance[order], feature[order]
     first = np.flatnonzero(starts(point))
-    rank = np.arange(len(point)) - np.repeat(first, np.diff(np.r_[first, len(point)]))
+    rank = np.arange(len(point)) - np.repeat(first, np.diff(np.concatenate((first, [len(point)]))))
     return point, feature, distance, rank
 
 

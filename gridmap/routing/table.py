@@ -8,6 +8,7 @@ by index.
 from __future__ import annotations
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,6 +19,8 @@ from gridmap.routing import evidence as ev
 def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows grouped by their combination of values in ``columns`` (missing values form a group of their
     own): one representative row per group, and each row's group. Work done once per group, not per row."""
+    if len(columns[0]) <= 1:  # one fix (the single path): no grouping to do, and factorize costs 0.1 ms
+        return np.zeros(len(columns[0]), dtype=np.int64), np.zeros(len(columns[0]), dtype=np.int64)
     key = np.zeros(len(columns[0]), dtype=np.int64)
     for values in columns:
         codes = pd.factorize(np.asarray(values), use_na_sentinel=False)[0]
@@ -32,11 +35,17 @@ def positions(index: np.ndarray) -> pa.Array:
 
 
 class Table:
-    def __init__(self, frame: pd.DataFrame):
-        self.frame, self._cache = frame, {}
+    """One layer's columns (a DataFrame or a dict of lists, see :data:`gridmap.routing.layers.Columns`)."""
+
+    def __init__(self, columns):
+        self.columns, self._cache = columns, {}
+        self.n = len(columns["geom"])
 
     def __len__(self) -> int:
-        return len(self.frame)
+        return self.n
+
+    def objects(self, name: str) -> np.ndarray:
+        return np.asarray(self.columns[name], dtype=object)
 
     def cached(self, key, make):
         """``make()``, computed once per table (layer-wide work: segments, indexes)."""
@@ -46,15 +55,26 @@ class Table:
 
     def arrow(self, name: str) -> pa.Array:
         def make():
-            array = pa.array(self.frame[name], from_pandas=True) if len(self.frame) else pa.array([], pa.string())
+            values = self.columns[name]
+            if isinstance(values, list):  # from the database: None, never NaN, for missing; mostly text
+                kind = next((type(v) for v in values if v is not None), str)
+                array = pa.array(values, pa.string() if kind is str else None)  # naming the type saves its inference
+            else:
+                array = pa.array(values, from_pandas=True) if self.n else pa.array([], pa.string())
             if pa.types.is_large_string(array.type) or pa.types.is_null(array.type):
                 array = array.cast(pa.string())
-            return array
+            # pandas hands concatenated text over in chunks; one array takes, joins and batches alike
+            return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
         return self.cached(("arrow", name), make)
 
     def encoded(self, name: str) -> tuple[np.ndarray, list]:
         """Per row the index of its value in the column's distinct values (-1 for none), and those values."""
         def make():
+            if self.n <= ev.FEW:  # the same codes (values in order of first appearance), without Arrow's fixed cost
+                index: dict = {}
+                values = self.columns[name] if isinstance(self.columns[name], list) else self.arrow(name).to_pylist()
+                codes = [-1 if v is None else index.setdefault(v, len(index)) for v in values]
+                return np.array(codes, dtype=np.int64), list(index)
             encoded = pc.dictionary_encode(self.arrow(name))
             codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
             return codes, encoded.dictionary.to_pylist()
@@ -63,10 +83,18 @@ class Table:
     def take(self, name: str, index: np.ndarray) -> pa.Array:
         return self.arrow(name).take(positions(index))
 
+    def take_columns(self, names: list[str], index: np.ndarray) -> list[pa.Array]:
+        """:meth:`take` of several columns in one call into Arrow."""
+        batch = pa.RecordBatch.from_arrays([self.arrow(name) for name in names], names=names)
+        return batch.take(positions(index)).columns
+
+    def safe(self, name: str) -> bool:
+        """Whether no value of the column needs escaping in JSON."""
+        return self.cached(("safe", name), lambda: ev.needs_no_escaping(self.arrow(name)))
+
     def take_quoted(self, name: str, index: np.ndarray) -> pa.Array:
         """The column's values at ``index`` as JSON text (``"…"``, ``null`` where the index is -1)."""
-        safe = self.cached(("safe", name), lambda: ev.needs_no_escaping(self.arrow(name)))
-        return ev.text(self.take(name, index), safe)
+        return ev.text(self.take(name, index), self.safe(name)) if len(index) else ev.EMPTY_TEXT
 
     def codes_at(self, name: str, index: np.ndarray) -> np.ndarray:
         """The dictionary codes (see :meth:`encoded`) at ``index``; -1 where the index is -1 or the value missing."""
@@ -75,10 +103,15 @@ class Table:
 
     def values(self, name: str, index) -> list:
         """Python values at a few rows (for messages)."""
+        if len(index) == 0:
+            return []
         return self.arrow(name).take(pa.array(np.asarray(index, dtype=np.int64))).to_pylist()
 
     def value(self, name: str, row: int):
-        return None if row < 0 else self.arrow(name)[int(row)].as_py()
+        if row < 0:
+            return None
+        values = self.columns[name]
+        return values[int(row)] if isinstance(values, list) else self.arrow(name)[int(row)].as_py()
 
 
 class Vocabulary:
@@ -104,4 +137,6 @@ class Vocabulary:
         return np.array(self.words + [None], dtype=object)[codes]
 
     def quoted(self, codes: np.ndarray) -> pa.Array:
-        return pc.fill_null(ev.text(self.words).take(positions(codes)), "null")
+        """The words at ``codes`` as JSON text, ``null`` for -1 (orjson writes what :func:`ev.text` would)."""
+        texts = pa.array([orjson.dumps(word).decode() for word in self.words] + ["null"], pa.string())
+        return texts.take(pa.array(np.where(codes < 0, len(self.words), codes)))
