@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI
 
 from api.assets import mount_assets
@@ -16,10 +17,12 @@ from gridmap.db.engine import database_url, make_engine, make_session_factory
 
 
 def create_app(settings: Settings) -> FastAPI:
-    engine = make_engine(database_url(settings.database))
+    engine = make_engine(database_url(settings.database), connections=settings.api.concurrency)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # routes run in worker threads; as many as there are pooled connections, so none waits for one
+        to_thread.current_default_thread_limiter().total_tokens = settings.api.concurrency
         yield
         engine.dispose()
 

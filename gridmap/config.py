@@ -49,6 +49,8 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    concurrency: int = Field(default=12, ge=1, le=64, description="requests worked on at once per process "
+                             "(threads, and database connections kept open); more wait their turn")
 
 
 class CaseSettings(BaseSettings):

@@ -19,8 +19,10 @@ def database_url(settings: DatabaseSettings) -> str:
     return Cluster(settings.home, settings.cluster_account).url()
 
 
-def make_engine(url: str) -> Engine:
-    return create_engine(url, pool_pre_ping=True)
+def make_engine(url: str, connections: int = 5) -> Engine:
+    """An engine keeping up to ``connections`` open: opening one costs the server a process and a SCRAM
+    handshake, far more than a query, so a busy service should not open and close them per request."""
+    return create_engine(url, pool_pre_ping=True, pool_size=connections, max_overflow=2)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
