@@ -33,7 +33,15 @@ def get_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_user(session: SessionDep, token: Annotated[str | None, Depends(oauth2)]) -> CurrentUser:
+#: the browser pages' session cookie (set at log-in): it authenticates reads only (GET), so that map tiles
+#: and photos load in <img>/fetch without headers, while every change needs the bearer token — a forged
+#: cross-site form cannot act with the cookie alone
+SESSION_COOKIE = "gridmap_session"
+
+
+def get_user(request: Request, session: SessionDep, token: Annotated[str | None, Depends(oauth2)]) -> CurrentUser:
+    if not token and request.method in ("GET", "HEAD"):
+        token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise NotAuthenticated("log in first: POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'")
     return user_for_token(session=session, token=token)

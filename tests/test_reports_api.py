@@ -50,6 +50,7 @@ def tokens(client):
         reply = client.post("/api/v1/auth/token", data={"username": f"demo-{name}", "password": f"{name}-demo"})
         assert reply.status_code == 200, reply.text
         found[role] = {"Authorization": f"Bearer {reply.json()['access_token']}"}
+    client.cookies.clear()  # the API tests authenticate with the bearer token only
     return found
 
 
@@ -189,3 +190,18 @@ def test_illegal_action_is_409_with_the_reason(client, tokens):
     reply = client.post(f"/api/v1/cases/{number}/close", headers=tokens["shift_lead"], json={"version": 1})
     assert reply.status_code == 409 and "needs a case that is checked" in reply.json()["detail"]
     assert client.post(f"/api/v1/cases/{number}/fly", headers=tokens["shift_lead"], json={"version": 1}).status_code == 422
+
+
+def test_the_session_cookie_reads_but_never_acts(client, tokens):
+    reply = client.post("/api/v1/auth/token", data={"username": "demo-dispatcher", "password": "dispatcher-demo"})
+    cookie = reply.cookies.get("gridmap_session")
+    assert cookie and "httponly" in reply.headers["set-cookie"].lower()
+    client.cookies.clear()
+    jar = {"Cookie": f"gridmap_session={cookie}"}
+    assert client.get("/api/v1/cases", headers=jar).status_code == 200
+    assert client.post("/api/v1/cases/hotline", headers=jar, json={"lon": 121.516, "lat": 25.044,
+                                                                    "class_code": "20102"}).status_code == 401
+    bearer = {"Authorization": f"Bearer {reply.json()['access_token']}"}
+    assert client.post("/api/v1/auth/logout", headers=bearer).status_code == 204
+    assert client.get("/api/v1/cases", headers=bearer).status_code == 401
+    client.cookies.clear()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from api.deps import SessionDep, UserDep
-from gridmap.users.service import TOKEN_LIFETIME, CurrentUser, issue_token
+from api.deps import SESSION_COOKIE, SessionDep, UserDep
+from gridmap.users.service import TOKEN_LIFETIME, CurrentUser, issue_token, revoke_token
 
 router = APIRouter(tags=["auth"])
 
@@ -23,10 +23,19 @@ class Token(BaseModel):
 
 
 @router.post("/auth/token")
-def log_in(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep) -> Token:
-    """Exchange a user name and password for a bearer token."""
+def log_in(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, response: Response) -> Token:
+    """Exchange a user name and password for a bearer token (also set as the pages' session cookie)."""
     token, user = issue_token(session=session, name=form.username, password=form.password)
-    return Token(access_token=token, expires_in=int(TOKEN_LIFETIME.total_seconds()), role=user.role, name=user.name)
+    lifetime = int(TOKEN_LIFETIME.total_seconds())
+    response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, httponly=True, samesite="strict")
+    return Token(access_token=token, expires_in=lifetime, role=user.role, name=user.name)
+
+
+@router.post("/auth/logout", status_code=204)
+def log_out(session: SessionDep, user: UserDep, request: Request, response: Response) -> None:
+    """End this session: the token stops working and the cookie is cleared."""
+    revoke_token(session=session, token=request.headers.get("Authorization", "").removeprefix("Bearer ").strip())
+    response.delete_cookie(SESSION_COOKIE)
 
 
 @router.get("/users/me")

@@ -118,6 +118,11 @@ def user_for_token(*, session: Session, token: str) -> CurrentUser:
     return CurrentUser(*row)
 
 
+def revoke_token(*, session: Session, token: str) -> None:
+    """Make ``token`` stop working (log-out)."""
+    session.execute(delete(ApiToken).where(ApiToken.token_hash == _digest(token)))
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
