@@ -152,7 +152,7 @@ def test_role_matrix(client, tokens):
         "list cases": lambda h: client.get("/api/v1/cases", headers=h),
         "overdue": lambda h: client.get("/api/v1/cases/overdue", headers=h),
         "read case": lambda h: client.get(f"/api/v1/cases/{number}", headers=h),
-        "report": lambda h: send(client, h, {"x": str(121.50 + uuid.uuid4().int % 1000 / 100_000)}),
+        "report": lambda h: send(client, h, {"x": str(121.515 + uuid.uuid4().int % 100 / 100_000)}),
         "hotline": lambda h: client.post("/api/v1/cases/hotline", headers=h, json={
             "lon": 121.5160, "lat": 25.0440, "class_code": "20102", "caller": "test"}),
         "void": lambda h: client.post(f"/api/v1/cases/{number}/void", headers=h,
@@ -205,3 +205,24 @@ def test_the_session_cookie_reads_but_never_acts(client, tokens):
     assert client.post("/api/v1/auth/logout", headers=bearer).status_code == 204
     assert client.get("/api/v1/cases", headers=bearer).status_code == 401
     client.cookies.clear()
+
+
+def test_map_and_headline_figures(client, tokens):
+    number = send(client, tokens["inspector"], {"x": "121.5186"}).json()["number"]
+    geo = client.get("/api/v1/cases.geojson", params={"open_only": True}, headers=tokens["supervisor"])
+    assert geo.headers["content-type"].startswith("application/geo+json")
+    feature = next(f for f in geo.json()["features"] if f["id"] == number)
+    assert feature["geometry"]["coordinates"][0] == pytest.approx(121.5186, abs=1e-6)
+    assert feature["properties"]["light"] in ("green", "yellow", "red") and "actions" in feature["properties"]
+    by_class = client.get("/api/v1/cases.geojson", params={"class_code": "0104"}, headers=tokens["supervisor"])
+    assert all(f["properties"]["class_code"] == "0104" for f in by_class.json()["features"])
+    theirs = client.get("/api/v1/cases.geojson", headers=tokens["department"]).json()["features"]
+    assert all(f["properties"]["department"] == "HW" for f in theirs)  # a department sees its own only
+    head = client.get("/api/v1/stats/headline", headers=tokens["supervisor"]).json()
+    assert head["reports_today"] >= 1 and head["open"] >= 1 and "on_time_disposal_rate" in head
+    grids = client.get("/api/v1/stats/grids", params={"metric": "open"}, headers=tokens["supervisor"]).json()
+    assert sum(g["value"] for g in grids) == head["open"]
+    bad = client.get("/api/v1/stats/grids", params={"date_from": "2026-11-02", "date_to": "2026-11-01"},
+                     headers=tokens["supervisor"])
+    assert bad.status_code == 422 and "before" in bad.json()["detail"]
+    assert client.get("/api/v1/stats/headline", headers=tokens["admin"]).status_code == 403

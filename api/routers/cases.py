@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from api.deps import SessionDep, UserDep
 from gridmap.cases.hotline import submit_hotline
-from gridmap.cases.queries import get_case, list_cases, overdue_counts
-from gridmap.cases.schemas import ActionRequest, CaseOut, CasePage, HotlineInput
+from gridmap.cases.queries import cases_geojson, get_case, list_cases, overdue_counts
+from gridmap.cases.schemas import ActionRequest, CaseOut, CasePage, CaseQuery, HotlineInput
+from gridmap.cases.stats import grid_counts, headline
 from gridmap.cases.service import act
 from gridmap.cases.workflow import ACTIONS
 
@@ -18,15 +21,33 @@ ActionName = Literal[tuple(ACTIONS)]  # type: ignore[valid-type]
 
 
 @router.get("/cases")
-def cases(session: SessionDep, user: UserDep, status: Annotated[list[str] | None, Query()] = None,
-          light: Literal["green", "yellow", "red"] | None = None, department: str | None = None,
-          unit_grid: str | None = None, class_code: str | None = None, district: str | None = None,
-          open_only: bool = False, overdue: bool = False, sort: str = "reported_at", descending: bool = True,
-          page: Annotated[int, Query(ge=1)] = 1, size: Annotated[int, Query(ge=1, le=500)] = 50) -> CasePage:
-    """The cases you may see, filtered (status, light, department, grid, class, district, overdue) and paged."""
-    return list_cases(session=session, user=user, status=status, light=light, department=department,
-                      unit_grid=unit_grid, class_code=class_code, district=district, open_only=open_only,
-                      overdue=overdue, sort=sort, descending=descending, page=page, size=size)
+def cases(session: SessionDep, user: UserDep, query: Annotated[CaseQuery, Query()], sort: str = "reported_at",
+          descending: bool = True, page: Annotated[int, Query(ge=1)] = 1,
+          size: Annotated[int, Query(ge=1, le=500)] = 50) -> CasePage:
+    """The cases you may see, filtered (status, light, department, grid, class, district, street, dates,
+    overdue), sorted and paged."""
+    return list_cases(session=session, user=user, query=query, sort=sort, descending=descending, page=page, size=size)
+
+
+@router.get("/cases.geojson", response_class=JSONResponse,
+            responses={200: {"content": {"application/geo+json": {}}}})
+def cases_map(session: SessionDep, user: UserDep, query: Annotated[CaseQuery, Query()]) -> JSONResponse:
+    """The cases you may see as GeoJSON points (WGS84) with their light and your actions, for the map."""
+    return JSONResponse(cases_geojson(session=session, user=user, query=query), media_type="application/geo+json",
+                        headers={"Cache-Control": "no-store"})
+
+
+@router.get("/stats/headline")
+def stats_headline(session: SessionDep, user: UserDep) -> dict:
+    """Today's reports, filings, dispatches; what is late by department; this month's on-time disposal rate."""
+    return headline(session=session, user=user)
+
+
+@router.get("/stats/grids")
+def stats_grids(session: SessionDep, user: UserDep, metric: Literal["open", "overdue", "cases"] = "open",
+                date_from: date | None = None, date_to: date | None = None) -> list[dict]:
+    """Per unit grid: open, overdue, or all cases reported in the period — for the map's choropleth."""
+    return grid_counts(session=session, user=user, metric=metric, date_from=date_from, date_to=date_to)
 
 
 @router.get("/cases/overdue")

@@ -13,7 +13,8 @@ from gridmap.cases import deadlines
 from gridmap.cases.access import CASE_READERS, duty_grids, require_role, visible
 from gridmap.cases.exceptions import BadCaseInput, CaseNotFound
 from gridmap.cases.models import FINAL, CaseEvent, CaseFile
-from gridmap.cases.schemas import CaseOut, CasePage, EventOut
+from gridmap.cases.stats import period
+from gridmap.cases.schemas import CaseOut, CasePage, CaseQuery, EventOut
 from gridmap.cases.workflow import ACTIONS, STATUS_TERMS, actions_for
 from gridmap.catalogue.models import ComponentClass, EventClass
 from gridmap.users.models import AppUser
@@ -49,34 +50,60 @@ def get_case(*, session: Session, user: CurrentUser, number: str, now: datetime 
     return out
 
 
-def list_cases(*, session: Session, user: CurrentUser, status: list[str] | None = None, light: str | None = None,
-               department: str | None = None, unit_grid: str | None = None, class_code: str | None = None,
-               district: str | None = None, open_only: bool = False, overdue: bool = False,
-               sort: str = "reported_at", descending: bool = True, page: int = 1, size: int = 50,
-               now: datetime | None = None) -> CasePage:
-    """A page of the cases the user may see, filtered and sorted."""
+def list_cases(*, session: Session, user: CurrentUser, query: CaseQuery | None = None, sort: str = "reported_at",
+               descending: bool = True, page: int = 1, size: int = 50, now: datetime | None = None,
+               **filters) -> CasePage:
+    """A page of the cases the user may see, filtered (``query``, or its fields as keywords) and sorted."""
     require_role(user, CASE_READERS, "reading cases")
     now = now or datetime.now(timezone.utc)
     if sort not in SORTS:
         raise BadCaseInput(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
-    where = [visible(session, user)]
-    if status:
-        where.append(CaseFile.status.in_(status))
-    if open_only or overdue or light:
-        where.append(CaseFile.status.not_in(FINAL))
-    if overdue:
-        where.append(CaseFile.stage_deadline < now)
-    if light:
-        where.append(light_of(now) == light)
-    for column, value in ((CaseFile.department, department), (CaseFile.unit_grid, unit_grid),
-                          (CaseFile.class_code, class_code), (CaseFile.district, district)):
-        if value:
-            where.append(column == value)
-    total = session.scalar(select(func.count()).select_from(CaseFile).where(and_(*where)))
+    where = and_(*conditions(session, user, query or CaseQuery(**filters), now))
+    total = session.scalar(select(func.count()).select_from(CaseFile).where(where))
     order = SORTS[sort].desc().nulls_last() if descending else SORTS[sort].asc().nulls_last()
-    rows = session.scalars(select(CaseFile).where(and_(*where)).order_by(order, CaseFile.id.desc())
+    rows = session.scalars(select(CaseFile).where(where).order_by(order, CaseFile.id.desc())
                            .offset((page - 1) * size).limit(size)).all()
     return CasePage(total=total, page=page, size=size, items=to_out(session, rows, user, now))
+
+
+def conditions(session: Session, user: CurrentUser, query: CaseQuery, now: datetime) -> list:
+    """The WHERE conditions of ``query`` for ``user`` (who sees what included)."""
+    where = [visible(session, user)]
+    if query.status:
+        where.append(CaseFile.status.in_(query.status))
+    if query.open_only or query.overdue or query.light:
+        where.append(CaseFile.status.not_in(FINAL))
+    if query.overdue:
+        where.append(CaseFile.stage_deadline < now)
+    if query.light:
+        where.append(light_of(now) == query.light)
+    for column in ("department", "unit_grid", "class_code", "district", "street"):
+        if getattr(query, column):
+            where.append(getattr(CaseFile, column) == getattr(query, column))
+    return where + period(session, query.date_from, query.date_to)
+
+
+MAP_LIMIT = 20_000
+
+
+def cases_geojson(*, session: Session, user: CurrentUser, query: CaseQuery, now: datetime | None = None) -> dict:
+    """The cases of ``query`` as a GeoJSON FeatureCollection (WGS84) for the map, newest first; each with its
+    light and the actions the user may take. At most :data:`MAP_LIMIT` (``truncated`` says when cut)."""
+    require_role(user, CASE_READERS, "reading cases")
+    now = now or datetime.now(timezone.utc)
+    rows = session.scalars(select(CaseFile).where(and_(*conditions(session, user, query, now)))
+                           .order_by(CaseFile.reported_at.desc()).limit(MAP_LIMIT + 1)).all()
+    features = [{"type": "Feature", "id": c.number,
+                 "geometry": {"type": "Point", "coordinates": [round(c.lon, 7), round(c.lat, 7)]},
+                 "properties": c.model_dump(mode="json", include=MAP_FIELDS)}
+                for c in to_out(session, rows[:MAP_LIMIT], user, now)]
+    return {"type": "FeatureCollection", "features": features, "truncated": len(rows) > MAP_LIMIT,
+            "as_of": now.isoformat()}
+
+
+MAP_FIELDS = {"number", "version", "status", "status_term", "case_type", "class_code", "class_name", "description",
+              "reported_at", "unit_grid", "department", "proposed_department", "ambiguous", "ambiguity_reason",
+              "light", "stage_deadline", "disposal_deadline", "photos", "actions", "source"}
 
 
 def overdue_counts(*, session: Session, user: CurrentUser, by: str, now: datetime | None = None) -> list[dict]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -103,6 +103,22 @@ class CaseOut(BaseModel):
     actions: list[str] = Field(description="what the logged-in user may do now")
     evidence: dict[str, Any] | None = None
     events: list[EventOut] | None = None
+
+
+class CaseQuery(BaseModel):
+    """Which cases: every filter is optional and they combine with AND."""
+
+    status: list[str] | None = Field(default=None, description="one or more statuses, e.g. filed, dispatched")
+    light: Literal["green", "yellow", "red"] | None = None
+    department: str | None = None
+    unit_grid: str | None = None
+    class_code: str | None = None
+    district: str | None = None
+    street: str | None = None
+    open_only: bool = False
+    overdue: bool = Field(default=False, description="open cases past their stage deadline")
+    date_from: date | None = Field(default=None, description="reported on or after (local date)")
+    date_to: date | None = Field(default=None, description="reported on or before (local date)")
 
 
 class CasePage(BaseModel):
