@@ -36,7 +36,7 @@ system-deps:
 $(VENV)/.installed: pyproject.toml | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[maps,test]'
 	@touch $@
 
 # Exact versions from package-lock.json; only the npm registry is contacted.

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 APP_STATIC = Path(__file__).resolve().parent / "static"
-VENDORED = ("leaflet",)
+#: npm packages the pages load (package.json); the dashboard's folium map is pointed at them by gridmap.maps.assets
+VENDORED = ("leaflet", "leaflet.vectorgrid", "leaflet.heat")
 # A week, not "immutable": the URLs carry no version, so an upgraded package must show up
 # eventually; ETag/Last-Modified make the revalidation after that cheap.
 VENDOR_CACHE = "public, max-age=604800"

@@ -3,9 +3,10 @@ behind the bearer token."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
+from anyio import CancelScope, CapacityLimiter, Semaphore, to_thread
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
@@ -18,15 +19,34 @@ from gridmap.users.service import CurrentUser, user_for_token
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    with unit_of_work(request.app.state.session_factory) as session:
-        yield session
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    # A request holds its connection from its first query to the commit, across several trips through the
+    # thread pool (user, route, response): were more requests to hold connections than there are threads,
+    # each side would wait for the other until the pool times out. A slot per session, taken on the event
+    # loop before any of that and as many as the threads, keeps them from waiting on each other.
+    state = request.app.state
+    if getattr(state, "session_slots", None) is None:
+        state.session_slots = Semaphore(state.settings.api.concurrency)
+        state.session_ends = CapacityLimiter(state.settings.api.concurrency)  # never waits for a route's thread
+    async with state.session_slots:
+        work = unit_of_work(state.session_factory)
+        session = work.__enter__()  # no I/O yet (the connection is taken at the first query): no thread needed
+        try:
+            yield session
+        except BaseException as error:
+            with CancelScope(shield=True):
+                await to_thread.run_sync(work.__exit__, type(error), error, error.__traceback__,
+                                         limiter=state.session_ends)
+            raise
+        with CancelScope(shield=True):
+            await to_thread.run_sync(work.__exit__, None, None, None, limiter=state.session_ends)  # commit
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+#: committed before the response goes out: a client told 201 can count on the case being there
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:  # async: no trip through the thread pool for this
     return request.app.state.settings
 
 
@@ -48,3 +68,17 @@ def get_user(request: Request, session: SessionDep, token: Annotated[str | None,
 
 
 UserDep = Annotated[CurrentUser, Depends(get_user)]
+
+
+def get_page_user(request: Request, session: SessionDep) -> CurrentUser | None:
+    """The user of a page request's session cookie, or None (pages show a log-in screen instead of a 401)."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return user_for_token(session=session, token=token)
+    except NotAuthenticated:
+        return None
+
+
+PageUserDep = Annotated[CurrentUser | None, Depends(get_page_user)]

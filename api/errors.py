@@ -9,12 +9,14 @@ from gridmap.calendar.service import CalendarError
 from gridmap.cases.exceptions import BadCaseInput, CaseNotFound, IdempotencyConflict, InvalidTransition, StaleCase
 from gridmap.cases.photos import PhotoNotFound, PhotoRejected
 from gridmap.io.exceptions import ExportFailed, ImportFailed
+from gridmap.maps.tiles import BadTile, UnknownLayer
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea
 from gridmap.users.exceptions import BadUser, Forbidden, NotAuthenticated
 
 STATUS = {ExportFailed: 404, ImportFailed: 422, CalendarError: 422, BadReport: 422, OutsideServiceArea: 422,
           NotAuthenticated: 401, Forbidden: 403, BadUser: 422, CaseNotFound: 404, InvalidTransition: 409,
-          StaleCase: 409, BadCaseInput: 422, IdempotencyConflict: 422, PhotoNotFound: 404}
+          StaleCase: 409, BadCaseInput: 422, IdempotencyConflict: 422, PhotoNotFound: 404,
+          UnknownLayer: 404, BadTile: 422}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -63,6 +63,22 @@ class CaseSettings(BaseSettings):
     photo_max_mb: float = Field(default=10.0, gt=0, le=100, description="largest photo accepted, MB")
 
 
+class MapSettings(BaseSettings):
+    """The dashboard map's base layer: a raster tile URL (none: a plain background under the city's own layers)."""
+
+    model_config = SettingsConfigDict(env_prefix="GRIDMAP_", extra="ignore")
+
+    tiles: str | None = Field(default=None, description="base map tile URL template, e.g. "
+                              "https://tile.openstreetmap.org/{z}/{x}/{y}.png; unset = no base map")
+    tiles_attribution: str | None = Field(default=None, description="the base map's attribution (required by "
+                                          "most tile services' terms)")
+
+    @field_validator("tiles", "tiles_attribution")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+
 class Settings(BaseSettings):
     """All settings, grouped by concern."""
 
@@ -71,6 +87,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     cases: CaseSettings = Field(default_factory=CaseSettings)
+    maps: MapSettings = Field(default_factory=MapSettings)
 
 
 def load_settings() -> Settings:

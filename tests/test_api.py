@@ -23,7 +23,7 @@ def test_docs_and_health(client):
 def test_landing_page_shows_the_city_and_its_attribution(client):
     import re
 
-    page = client.get("/").text
+    page = client.get("/about").text
     assert "臺北市" in page and "OpenStreetMap" in page and "/docs" in page
     links = re.findall(r'href="(/api/[^"]+)"', page)
     assert len(links) == 8 and all(client.get(link).status_code == 200 for link in links)

@@ -1,4 +1,4 @@
-"""The landing page and the health check."""
+"""The dashboard at ``/``, the about page and the health check."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from html import escape
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from api.deps import SessionDep
+from api.deps import PageUserDep, SessionDep, SettingsDep
+from gridmap.maps.dashboard import home_page
 from gridmap.territory.service import attributions, get_city, layer_counts, postgis_version
 
 router = APIRouter()
@@ -23,7 +24,15 @@ def layer_link(name: str) -> str:
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def landing(session: SessionDep) -> str:
+def dashboard(session: SessionDep, settings: SettingsDep, user: PageUserDep) -> HTMLResponse:
+    """Serve the supervisor's map dashboard, or the log-in screen to a browser without a session."""
+    page = home_page(session=session, settings=settings.maps, logged_in=user is not None)
+    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/about", response_class=HTMLResponse, include_in_schema=False)
+def about(session: SessionDep) -> str:
+    """Show the city, its layers with their row counts, and the data sources' attribution."""
     city = get_city(session=session)
     title = f"{city.name} · {city.name_en}" if city else "gridmap (no city loaded yet: run `gridmap demo load`)"
     rows = "".join(
@@ -36,7 +45,7 @@ def landing(session: SessionDep) -> str:
 <style>body{{font-family:system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
 td{{padding:.2rem 1rem .2rem 0}}</style></head><body>
 <h1>gridmap · {escape(title)}</h1>
-<p>数字城管 grid management. API: <a href="/docs">/docs</a> (OpenAPI).
+<p>数字城管 grid management. The supervisors' map dashboard is at <a href="/">/</a> (指挥中心). API: <a href="/docs">/docs</a> (OpenAPI).
 Inspectors report from their phones on <a href="/report">/report</a> (监督员上报).</p>
 <table><tr><th>layer</th><th>rows</th></tr>{rows}</table>
 <h2>数据来源 · Data sources</h2><ul>{credits}</ul></body></html>"""
