@@ -9,7 +9,8 @@ zooms 11–16 that covers the city, for each layer, and the tiles a map viewer a
 pan/zoom walk (1280 × 800 px viewport, tiles it already holds are not asked again), and some tiles
 through the HTTP app to show its overhead. It prints p50/p95/max latency and tile size per layer and
 zoom. Target: tile p95 ≤ 50 ms. The database is dropped at the end unless ``--keep``;
-``--database-url`` reuses a kept one.
+``--database-url`` reuses a kept one. Then it measures the dashboard's first load in headless Chromium on
+the demo city (``bench/dashboard_load.py``, ``--loads`` fresh browser contexts; target ≤ 2 s).
 """
 
 from __future__ import annotations
@@ -289,7 +290,16 @@ def tile_latency(url: str, args: argparse.Namespace) -> bool:
 
 #: measurements run in turn on the same bench database; each takes (url, args), prints its figures and
 #: returns whether its target was met
-MEASUREMENTS = (tile_latency,)
+def dashboard_first_load(url: str, args: argparse.Namespace) -> bool:
+    """The dashboard's first load in headless Chromium — on the demo city (the developer's database), not
+    the synthetic one: see bench/dashboard_load.py."""
+    from dashboard_load import first_load  # bench/ is on the path, as for `from assign import …`
+
+    print()
+    return first_load(argparse.Namespace(loads=args.loads, width=1600, height=1000, base_url=None))
+
+
+MEASUREMENTS = (tile_latency, dashboard_first_load)
 
 
 def arguments() -> argparse.Namespace:
@@ -299,6 +309,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--http", type=int, default=200, help="tiles to sample for the HTTP comparison")
     parser.add_argument("--database-url", help="a bench database kept by an earlier --keep run")
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
+    parser.add_argument("--loads", type=int, default=10, help="dashboard first loads in headless Chromium")
     return parser.parse_args()
 
 
