@@ -18,20 +18,15 @@ once as a warm-up and reported separately.
 from __future__ import annotations
 
 import argparse
-import os
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
+from common import start_server, stop_server
 from playwright.sync_api import sync_playwright
 
-ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -40,33 +35,6 @@ TOKEN_KEY = "gridmap.dashboard.token"  # api/static/dashboard.js
 TARGET_SECONDS = 2.0
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
-    """Start the app on the developer's database; return the process and its URL once /health answers."""
-    port = free_port()
-    argv = [sys.executable, "-m", "uvicorn", "api.main:app_from_environment", "--factory", "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log"]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(argv, cwd=ROOT, env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
-                return server, base_url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.terminate()
-    raise RuntimeError(f"uvicorn did not answer within 60 s:\n{log_path.read_text()[-2000:]}")
 
 
 def log_in(base_url: str) -> str:
@@ -134,13 +102,12 @@ def first_load(args: argparse.Namespace) -> bool:
         if args.base_url:
             base_url = args.base_url.rstrip("/")
         else:
-            server, base_url = start_server(Path(tmp) / "uvicorn.log")
+            server, base_url = start_server(Path(tmp) / "uvicorn.log")  # on the developer's database
         try:
             return run(base_url, args)
         finally:
             if server is not None:
-                server.terminate()
-                server.wait(timeout=20)
+                stop_server(server)
 
 
 def run(base_url: str, args: argparse.Namespace) -> bool:

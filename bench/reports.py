@@ -26,9 +26,6 @@ import os
 import platform
 import random
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,31 +37,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from common import drop_database, start_server, stop_server, tail
 
-ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
 CENTRAL_TAIPEI = (121.505, 25.030, 121.525, 25.050)  # lon/lat box well inside the demo city's grids
 EVENT_CLASSES = ("20102", "20104", "20103")
 INSPECTOR_LOGIN = {"username": "demo-inspector", "password": "inspector-demo"}
 REQUEST_TIMEOUT = 30.0
 IN_DOUBT = 0  # status recorded for a request that got no HTTP answer
-# uvicorn --workers N binds its socket with proto 0, so asyncio never sets TCP_NODELAY on accepted
-# connections and each keep-alive response after the first waits ~40 ms for the client's delayed ACK
-# (Kludex/uvicorn#3149). --tcp-nodelay starts uvicorn through this launcher, whose listener passes
-# TCP_NODELAY on to every accepted connection: what a fixed uvicorn (or a proxy in front) would give.
-NODELAY_LAUNCHER = """
-import socket, sys
-import uvicorn.config
-from uvicorn.main import main
-bind = uvicorn.config.Config.bind_socket
-def bind_socket(self):
-    sock = bind(self)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-uvicorn.config.Config.bind_socket = bind_socket
-if __name__ == "__main__":
-    sys.exit(main())
-"""
 
 
 # --------------------------------------------------------------------------- load generator (child process)
@@ -261,61 +241,14 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
     return url, created
 
 
-def drop_database(url: str) -> None:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    target = make_url(url)
-    with psycopg.connect(host=target.host, port=target.port, user=target.username, password=target.password,
-                         dbname="postgres", autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (target.database,))
-        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}"')
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def start_server(url: str, photo_dir: Path, workers: int, log_path: Path,
-                 nodelay: bool = False) -> tuple[subprocess.Popen, str]:
-    """Start uvicorn with ``workers`` processes on a free loopback port; return it once /health answers."""
-    port = free_port()
-    env = os.environ | {"GRIDMAP_DATABASE_URL": url, "GRIDMAP_PHOTO_DIR": str(photo_dir)}
-    argv = [sys.executable, *(["-c", NODELAY_LAUNCHER] if nodelay else ["-m", "uvicorn"]),
-            "api.main:app_from_environment", "--factory", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--no-access-log"]
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{tail(log_path)}")
-        try:
-            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
-                return server, base_url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    stop_server(server)
-    raise RuntimeError(f"uvicorn did not answer /api/v1/health within 60 s:\n{tail(log_path)}")
 
 
-def stop_server(server: subprocess.Popen) -> None:
-    if server.poll() is None:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)  # its own session: only the processes this run started
-            server.wait()
 
 
-def tail(path: Path, lines: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 # --------------------------------------------------------------------------- figures and verification
@@ -429,7 +362,8 @@ def bench(args: argparse.Namespace, url: str, tmp: Path, run_id: str) -> bool:
     """Serve, load, summarise and verify; return whether the verification passed."""
     log_path = tmp / "uvicorn.log"
     seed = args.seed if args.seed is not None else int(run_id, 16)  # new places each run: no merges into old runs
-    server, base_url = start_server(url, tmp / "photos", args.workers, log_path, args.tcp_nodelay)
+    server, base_url = start_server(log_path, {"GRIDMAP_DATABASE_URL": url, "GRIDMAP_PHOTO_DIR": str(tmp / "photos")},
+                                    args.workers, args.tcp_nodelay)
     try:
         plan = Plan(base_url, run_id, args.inspectors, args.warmup, args.seconds, args.photo_share,
                     args.retry_share, args.rate, seed)

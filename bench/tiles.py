@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from assign import CELLS, SIDE, synthetic_city
+from common import drop_database
 from pyproj import Transformer
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
@@ -160,14 +161,6 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
     return url, True
 
 
-def drop_database(url: str) -> None:
-    import psycopg
-
-    target = make_url(url)
-    with psycopg.connect(host=target.host, port=target.port, user=target.username, password=target.password,
-                         dbname="postgres", autocommit=True) as conn:
-        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (target.database,))
-        conn.execute(f'DROP DATABASE IF EXISTS "{target.database}"')
 
 
 # --------------------------------------------------------------------------- tile latency

@@ -22,6 +22,8 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Error, Page, Route, WebError, sync_playwright
 
+from sqlalchemy import Engine, create_engine, pool
+
 from api.main import create_app
 from gridmap.config import CaseSettings, DatabaseSettings, Settings
 
@@ -109,6 +111,14 @@ def live_db_url(db_url: str, demo_reports) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def live_engine(live_db_url: str) -> Iterator[Engine]:
+    """The database behind the live server (for setting up users and cases, and checking what was filed)."""
+    engine = create_engine(live_db_url, poolclass=pool.NullPool)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

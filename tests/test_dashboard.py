@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import Engine, create_engine, pool, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridmap.demo.users import DemoUser, demo_users
@@ -30,12 +29,6 @@ VIEW = (25.0450, 121.5170, 16)
 OVERLAYS_OFF_AT_START = ("社区界", "责任网格", "部件", "案件热力图")
 LAYER_KEYS = {"district", "community", "unit_grid", "duty_grid", "road", "component", "heat", "cases"}
 
-
-@pytest.fixture(scope="module")
-def live_engine(live_db_url: str) -> Iterator[Engine]:
-    engine = create_engine(live_db_url, poolclass=pool.NullPool)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")

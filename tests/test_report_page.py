@@ -11,7 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 from playwright.sync_api import Page, Route, expect
-from sqlalchemy import Engine, create_engine, pool, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridmap.demo.users import DemoUser, demo_users
@@ -23,13 +23,6 @@ PHONE = dict(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_m
              locale="zh-CN", timezone_id="Asia/Taipei", geolocation=FIX, permissions=["geolocation"])
 CASE_NUMBER = re.compile(r"^\d{14}$")  # yyyymmdd + six digits
 
-
-@pytest.fixture(scope="module")
-def live_engine(live_db_url: str) -> Iterator[Engine]:
-    """The database behind the live server."""
-    engine = create_engine(live_db_url, poolclass=pool.NullPool)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture(scope="module")
