@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Header, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, SettingsDep, UserDep
 from gridmap.cases.access import CASE_READERS, require_role
@@ -13,6 +15,8 @@ from gridmap.cases.photos import PhotoTooLarge, photo_file
 from gridmap.cases.receipts import receipt
 from gridmap.cases.reports import KEY_PATTERN, Upload, submit_report, upload_photo
 from gridmap.cases.schemas import ReportInput, ReportReceipt
+from gridmap.config import CaseSettings
+from gridmap.users.service import CurrentUser
 
 router = APIRouter(tags=["reports"])
 KeyHeader = Annotated[str, Header(alias="Idempotency-Key", pattern=KEY_PATTERN,
@@ -29,21 +33,29 @@ def _read(files: list[UploadFile], limit: int) -> list[Upload]:
     return uploads
 
 
-# Plain (not async) routes: they run in the thread pool, so a report waiting on the database (a racing
-# retry waits for the first copy to commit) never blocks the event loop that serves everyone else.
 @router.post("/reports", status_code=201, responses={200: {"description": "a retry: the case filed before"}})
-def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: SessionDep, user: UserDep,
+async def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: SessionDep, user: UserDep,
                  settings: SettingsDep, response: Response,
                  photos: Annotated[list[UploadFile], File(description="JPEG, PNG, WebP or HEIC")] = []) -> ReportReceipt:
     """File a report from the street as a case: routed, deduplicated, with photos; safe to retry."""
-    limit = int(settings.cases.photo_max_mb * 2**20)
-    filed = submit_report(session=session, user=user, report=form, uploads=_read(photos, limit), key=key,
-                          photo_dir=settings.cases.photo_dir, photo_max_bytes=limit)
-    if filed.replayed:
+    # all the work in one trip through the thread pool: a report waiting on the database (a racing retry
+    # waits for the first copy to commit) never blocks the event loop that serves everyone else
+    replayed, answer = await run_in_threadpool(_file, session, user, form, photos, key, settings.cases)
+    if replayed:
         response.status_code = 200
-    return receipt(session, filed)
+    return answer
 
 
+def _file(session: Session, user: CurrentUser, form: ReportInput, photos: list[UploadFile], key: str,
+          cases: CaseSettings) -> tuple[bool, ReportReceipt]:
+    limit = int(cases.photo_max_mb * 2**20)
+    filed = submit_report(session=session, user=user, report=form, uploads=_read(photos, limit), key=key,
+                          photo_dir=cases.photo_dir, photo_max_bytes=limit)
+    return filed.replayed, receipt(session, filed)
+
+
+# Plain (not async) routes: they run in the thread pool, so a request waiting on the database never
+# blocks the event loop that serves everyone else.
 @router.post("/photos", status_code=201)
 def add_photo(photo: UploadFile, session: SessionDep, user: UserDep, settings: SettingsDep) -> dict:
     """Upload one photo (for handling or checking a case); refer to it by its sha256 in the action."""

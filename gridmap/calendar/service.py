@@ -140,12 +140,17 @@ def load_calendar(*, session: Session, path: Path) -> str:
 _BUILT: dict[tuple[str, str], tuple[datetime, Calendar]] = {}
 
 
-def get_calendar(*, session: Session, code: str = "default") -> Calendar:
-    """Return the calendar ``code`` ready for arithmetic (rebuilt only when it has been loaded again)."""
-    stamp = session.scalar(select(WorkingCalendar.updated_at).where(WorkingCalendar.code == code))
+def get_calendar(*, session: Session, code: str = "default", stamp: datetime | None = None) -> Calendar:
+    """Return the calendar ``code`` ready for arithmetic (rebuilt only when it has been loaded again).
+
+    ``stamp`` is the calendar's ``updated_at`` if the caller has just read it in its transaction (saves a
+    round trip); it is read here otherwise."""
+    if stamp is None:
+        stamp = session.scalar(select(WorkingCalendar.updated_at).where(WorkingCalendar.code == code))
     key = (str(session.get_bind().engine.url), code)
-    if stamp is not None and key in _BUILT and _BUILT[key][0] == stamp:
-        return _BUILT[key][1]
+    cached = _BUILT.get(key)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return cached[1]
     calendar = _build_calendar(session, code)
     _BUILT[key] = (stamp, calendar)
     return calendar

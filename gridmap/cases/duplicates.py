@@ -8,15 +8,15 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from gridmap.cases.models import CaseFile
 from gridmap.cases.policy import DUPLICATE_WINDOW, SAME_REPORT_RADIUS_M, SAME_REPORT_WINDOW, duplicate_radius
 
+# searched before the new case is inserted (it goes in with its event in one statement), around its point;
 # the box test (degrees, generous) lets the spatial index cut the search; the geography test is exact
 NEAR_OPEN_CASES = text("""
 SELECT c.id, c.number, c.status, c.reporter_id, c.reported_at,
        round(ST_Distance(c.geom::geography, n.geom::geography)::numeric, 1)::float AS distance_m
-FROM case_file c, case_file n
-WHERE n.id = :case_id AND c.id <> n.id AND c.class_code = n.class_code
+FROM case_file c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom) n
+WHERE c.class_code = :class_code
   AND c.status NOT IN ('closed', 'rejected', 'voided', 'merged')
   AND c.reported_at >= :since
   AND c.geom && ST_Expand(n.geom, :radius_m / 90000.0)
@@ -26,13 +26,16 @@ LIMIT 5
 """)
 
 
-def find_duplicates(session: Session, case: CaseFile, now: datetime) -> tuple[list[dict], int | None]:
-    """Open cases of the same class within the class's radius and window: as proposals for the acceptor,
-    and the id of the one this report merely repeats (same inspector, a few metres, minutes ago), if any."""
-    rows = session.execute(NEAR_OPEN_CASES, {"case_id": case.id, "since": now - DUPLICATE_WINDOW,
-                                             "radius_m": duplicate_radius(case.class_code)}).all()
+def find_duplicates(session: Session, *, lon: float, lat: float, class_code: str, reporter_id: int | None,
+                    now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
+    """Open cases of class ``class_code`` within the class's radius of (``lon``, ``lat``) and its window: as
+    proposals for the acceptor, and the (id, number) of the one a new report merely repeats (same inspector,
+    a few metres, minutes ago), if any."""
+    params = {"lon": lon, "lat": lat, "class_code": class_code, "since": now - DUPLICATE_WINDOW,
+              "radius_m": duplicate_radius(class_code)}
+    rows = session.connection().execute(NEAR_OPEN_CASES, params).all()
     proposals = [{"number": r.number, "status": r.status, "distance_m": r.distance_m,
                   "reported_at": r.reported_at.isoformat()} for r in rows]
-    repeat = next((r.id for r in rows if case.reporter_id is not None and r.reporter_id == case.reporter_id
+    repeat = next(((r.id, r.number) for r in rows if reporter_id is not None and r.reporter_id == reporter_id
                    and r.distance_m <= SAME_REPORT_RADIUS_M and r.reported_at >= now - SAME_REPORT_WINDOW), None)
     return proposals, repeat

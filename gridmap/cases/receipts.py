@@ -16,9 +16,14 @@ UNITS = {"hour": "working hours", "day": "working days"}
 def receipt(session: Session, filed: Filed) -> ReportReceipt:
     case = filed.case
     department = case.department or case.proposed_department
-    name = session.scalar(select(Department.name).where(Department.code == department)) if department else None
-    merged = session.scalar(select(CaseFile.number).where(CaseFile.id == case.merged_into_id)) \
-        if case.merged_into_id else None
+    # a new case brings its department's name and the number it was merged into; a replayed one reads them
+    if department in filed.department_names:
+        name = filed.department_names[department]
+    else:
+        name = session.scalar(select(Department.name).where(Department.code == department)) if department else None
+    merged = filed.merged_into
+    if merged is None and case.merged_into_id:
+        merged = session.scalar(select(CaseFile.number).where(CaseFile.id == case.merged_into_id))
     limit = (f"{float(case.time_limit):g} {UNITS.get(case.time_limit_unit, case.time_limit_unit)} from dispatch"
              if case.time_limit is not None else None)
     return ReportReceipt(

@@ -68,14 +68,16 @@ def act(*, session: Session, user: CurrentUser, number: str, action: str, reques
     return case
 
 
-def record(step: Step, action: str, before: str | None) -> CaseEvent:
-    """Append the event of ``step`` (append-only: the table refuses updates and deletes)."""
+def record(step: Step, action: str, before: str | None, *, add: bool = True) -> CaseEvent:
+    """Append the event of ``step`` (append-only: the table refuses updates and deletes); with ``add=False``
+    only build it, for a caller that inserts it itself (a new case and its first event go in together)."""
     r, user = step.request, step.user
     event = CaseEvent(case_id=step.case.id, action=action, from_status=before, to_status=step.case.status,
                       actor_id=user.id if user else None, actor_role=user.role if user else None, at=step.now,
                       lon=r.lon, lat=r.lat, accuracy_m=r.accuracy, note=r.note or r.reason, photos=list(r.photos),
                       data=step.data)
-    step.session.add(event)
+    if add:
+        step.session.add(event)
     return event
 
 

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from gridmap.departments.models import Department
@@ -106,13 +106,12 @@ def issue_token(*, session: Session, name: str, password: str) -> tuple[str, App
 
 def user_for_token(*, session: Session, token: str) -> CurrentUser:
     """The user a bearer token belongs to; raises :class:`NotAuthenticated` if unknown or expired."""
-    row = session.execute(
-        select(AppUser.id, AppUser.name, AppUser.role, AppUser.department_id, Department.code, AppUser.inspector_id)
-        .join(ApiToken, ApiToken.user_id == AppUser.id)
-        .outerjoin(Department, Department.id == AppUser.department_id)
-        .where(ApiToken.token_hash == _digest(token), ApiToken.expires_at > datetime.now(timezone.utc),
-               AppUser.active)
-    ).one_or_none()
+    # every request asks this: plain SQL on the connection costs a third of building the ORM query each time
+    row = session.connection().execute(text("""
+        SELECT u.id, u.name, u.role, u.department_id, d.code, u.inspector_id
+        FROM api_token t JOIN app_user u ON u.id = t.user_id LEFT JOIN department d ON d.id = u.department_id
+        WHERE t.token_hash = :token_hash AND t.expires_at > :now AND u.active"""),
+        {"token_hash": _digest(token), "now": datetime.now(timezone.utc)}).one_or_none()
     if row is None:
         raise NotAuthenticated("the token is unknown or expired: log in again")
     return CurrentUser(*row)
