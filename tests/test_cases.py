@@ -180,6 +180,8 @@ def test_duplicates_are_proposed_and_repeats_merged(session, people, report):
     # the same inspector again, a few metres away, minutes later: merged at once
     repeat = report(lon=STATION[0] + 0.00003, now=at(8, 15, 10))
     assert repeat.status == "merged" and repeat.merged_into_id == first.id
+    merge = session.scalars(select(CaseEvent).where(CaseEvent.case_id == repeat.id)).one()
+    assert merge.data["auto_merged_into"] == first.number
     # a different class at the same place is not a duplicate
     other = report(class_code="20104", now=at(8, 15, 12))
     assert other.duplicate_candidates == [] and other.status == "reported"

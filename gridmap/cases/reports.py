@@ -173,7 +173,7 @@ def _open(session: Session, decision: dict, report: ReportInput, user: CurrentUs
         case.status, case.closed_at, case.close_kind, case.handled_at = "closed", now, "self", now
     elif repeat is not None:
         case.status, case.merged_into_id = "merged", repeat[0]
-        step.data.update(auto_merged_into=next(p["number"] for p in proposals))
+        step.data.update(auto_merged_into=repeat[1])
     deadlines.start_stage(case, step.calendar, now) if case.status == "reported" else None
     event = record(step, "self_dispose" if report.self_disposed else "report", None, add=False)
     name = _insert(session, case, event, decision["lon"], decision["lat"])
