@@ -62,6 +62,10 @@ class CaseSettings(BaseSettings):
                             description="folder of the photo store (content-addressed)")
     photo_max_mb: float = Field(default=10.0, gt=0, le=100, description="largest photo accepted, MB")
 
+    @property
+    def photo_max_bytes(self) -> int:
+        return int(self.photo_max_mb * 2**20)
+
 
 class MapSettings(BaseSettings):
     """The dashboard map's base layer: a raster tile URL (none: a plain background under the city's own layers)."""

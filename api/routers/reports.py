@@ -48,9 +48,8 @@ async def report(form: Annotated[ReportInput, Form()], key: KeyHeader, session: 
 
 def _file(session: Session, user: CurrentUser, form: ReportInput, photos: list[UploadFile], key: str,
           cases: CaseSettings) -> tuple[bool, ReportReceipt]:
-    limit = int(cases.photo_max_mb * 2**20)
-    filed = submit_report(session=session, user=user, report=form, uploads=_read(photos, limit), key=key,
-                          photo_dir=cases.photo_dir, photo_max_bytes=limit)
+    filed = submit_report(session=session, user=user, report=form, uploads=_read(photos, cases.photo_max_bytes),
+                          key=key, photo_dir=cases.photo_dir, photo_max_bytes=cases.photo_max_bytes)
     return filed.replayed, receipt(session, filed)
 
 
@@ -60,10 +59,9 @@ def _file(session: Session, user: CurrentUser, form: ReportInput, photos: list[U
 def add_photo(photo: UploadFile, session: SessionDep, user: UserDep, settings: SettingsDep) -> dict:
     """Upload one photo (for handling or checking a case); refer to it by its sha256 in the action."""
     require_role(user, CASE_READERS, "uploading photos")
-    limit = int(settings.cases.photo_max_mb * 2**20)
-    upload = _read([photo], limit)[0]
-    return upload_photo(session=session, user=user, upload=upload, photo_dir=settings.cases.photo_dir,
-                        photo_max_bytes=limit)
+    cases = settings.cases
+    return upload_photo(session=session, user=user, upload=_read([photo], cases.photo_max_bytes)[0],
+                        photo_dir=cases.photo_dir, photo_max_bytes=cases.photo_max_bytes)
 
 
 @router.get("/photos/{sha256}", response_class=FileResponse)
