@@ -64,6 +64,12 @@ def extend_disposal(case: CaseFile, calendar: Calendar, extra: timedelta) -> Non
         _run_disposal(case, calendar)
 
 
+def disposal_minutes(case: CaseFile, calendar: Calendar, now: datetime) -> float:
+    """Working minutes the department has used so far (time parked left out)."""
+    running = calendar.working_time_between(case.clock_resumed_at, now) if case.clock_resumed_at else timedelta()
+    return case.disposal_used_min + minutes(running)
+
+
 def continue_disposal(case: CaseFile, calendar: Calendar) -> None:
     """Back with the same department (refused return, failed check 返工): the disposal deadline stands,
     since the clock has run on from the same start."""

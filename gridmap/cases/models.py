@@ -28,6 +28,9 @@ class CaseFile(Base):
         CheckConstraint("status IN ('" + "', '".join(STATUSES) + "')", name="status"),
         CheckConstraint("case_type IN ('component', 'event')", name="case_type"),
         CheckConstraint("source IN ('inspector', 'hotline', 'self_disposal', 'import')", name="source"),
+        CheckConstraint("class_code IS NOT NULL OR local_class IS NOT NULL", name="class"),
+        Index("ix_case_file_external", "origin", "external_number", unique=True,
+              postgresql_where="origin IS NOT NULL"),
         Index("ix_case_file_open", "status", "stage_deadline", postgresql_where="status NOT IN "
               "('closed', 'rejected', 'voided', 'merged')"),
         Index("ix_case_file_geom", "geom", postgresql_using="gist"),
@@ -38,12 +41,15 @@ class CaseFile(Base):
     source: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(12))
     version: Mapped[int] = mapped_column(Integer, server_default="1")
-    case_type: Mapped[str] = mapped_column(String(9))
-    class_code: Mapped[str] = mapped_column(String(4))
+    case_type: Mapped[str | None] = mapped_column(String(9))
+    class_code: Mapped[str | None] = mapped_column(String(4))  # empty only for an imported local class
+    local_class: Mapped[str | None] = mapped_column(Text)  # an imported system's own class, kept as it was
+    origin: Mapped[str | None] = mapped_column(String(32))  # the system an imported case came from
+    external_number: Mapped[str | None] = mapped_column(Text)  # its number there
     description: Mapped[str | None] = mapped_column(Text)
     address: Mapped[str | None] = mapped_column(Text)
     reporter_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="RESTRICT"), index=True)
-    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
     captured_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # where: as reported (x, y in its CRS) and normalised to WGS84
     geom = mapped_column(Geometry("POINT", srid=STORAGE_SRID, spatial_index=False, nullable=False), nullable=False)
@@ -79,11 +85,13 @@ class CaseFile(Base):
     time_limit_unit: Mapped[str | None] = mapped_column(String(4))
     disposal_limit_min: Mapped[float | None] = mapped_column(Float)  # working minutes, extensions included
     disposal_used_min: Mapped[float] = mapped_column(Float, server_default="0")  # before the last resume
+    filed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)  # first 立案
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     clock_resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     disposal_deadline: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     extension_requested_min: Mapped[float | None] = mapped_column(Float)
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disposal_minutes: Mapped[float | None] = mapped_column(Float)  # working minutes to the last handling
     rework_count: Mapped[int] = mapped_column(Integer, server_default="0")
     return_count: Mapped[int] = mapped_column(Integer, server_default="0")
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -105,7 +113,8 @@ class CaseEvent(Base):
     to_status: Mapped[str] = mapped_column(String(12))
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id", ondelete="RESTRICT"))
     actor_role: Mapped[str | None] = mapped_column(String(16))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # the ended stage's deadline
     lon: Mapped[float | None] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
     accuracy_m: Mapped[float | None] = mapped_column(Float)

@@ -60,20 +60,22 @@ def act(*, session: Session, user: CurrentUser, number: str, action: str, reques
         raise BadCaseInput(f"{action} ({act_.term}) needs a reason")
     _known_photos(session, request.photos)
     step = Step(session, case, user, request, get_calendar(session=session), now or datetime.now(timezone.utc), {})
-    before = case.status
+    before, due = case.status, case.stage_deadline
     HANDLERS.get(action, _move)(step, act_)
     case.version += 1
-    record(step, act_.name, before)
+    record(step, act_.name, before, due=due)
     session.flush()
     return case
 
 
-def record(step: Step, action: str, before: str | None, *, add: bool = True) -> CaseEvent:
-    """Append the event of ``step`` (append-only: the table refuses updates and deletes); with ``add=False``
-    only build it, for a caller that inserts it itself (a new case and its first event go in together)."""
+def record(step: Step, action: str, before: str | None, *, due: datetime | None = None,
+           add: bool = True) -> CaseEvent:
+    """Append the event of ``step`` (append-only: the table refuses updates and deletes); ``due`` is the
+    deadline of the stage the action ended (the KPIs' "on time"). With ``add=False`` only build it, for a
+    caller that inserts it itself (a new case and its first event go in together)."""
     r, user = step.request, step.user
     event = CaseEvent(case_id=step.case.id, action=action, from_status=before, to_status=step.case.status,
-                      actor_id=user.id if user else None, actor_role=user.role if user else None, at=step.now,
+                      actor_id=user.id if user else None, actor_role=user.role if user else None, at=step.now, due_at=due,
                       lon=r.lon, lat=r.lat, accuracy_m=r.accuracy, note=r.note or r.reason, photos=list(r.photos),
                       data=step.data)
     if add:
@@ -107,6 +109,7 @@ def _file(step: Step, act_: Action) -> None:
         raise BadCaseInput(f"filing needs the class's filing condition to be met: 「{condition}」 — "
                            "confirm it with confirm=true")
     step.data.update(filing_condition=condition, evidence=step.case.evidence, proposed=step.case.proposed_department)
+    step.case.filed_at = step.case.filed_at or step.now
     _move(step, act_)
 
 
@@ -182,7 +185,9 @@ def _handle(step: Step, act_: Action) -> None:
         raise BadCaseInput("handle (处置反馈) needs at least one photo of the result")
     case = step.case
     case.handled_at = step.now
-    step.data.update(on_time=case.disposal_deadline is None or step.now <= case.disposal_deadline)
+    case.disposal_minutes = deadlines.disposal_minutes(case, step.calendar, step.now)
+    step.data.update(on_time=case.disposal_deadline is None or step.now <= case.disposal_deadline,
+                     disposal_minutes=round(case.disposal_minutes, 1))
     _move(step, act_)
 
 
