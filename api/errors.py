@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from gridmap.calendar.service import CalendarError
 from gridmap.cases.exceptions import BadCaseInput, CaseNotFound, IdempotencyConflict, InvalidTransition, StaleCase
 from gridmap.cases.photos import PhotoNotFound, PhotoRejected
+from gridmap.evaluation.definitions import EvaluationError
 from gridmap.io.exceptions import ExportFailed, ImportFailed
 from gridmap.maps.tiles import BadTile, UnknownLayer
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea
@@ -16,7 +17,7 @@ from gridmap.users.exceptions import BadUser, Forbidden, NotAuthenticated
 STATUS = {ExportFailed: 404, ImportFailed: 422, CalendarError: 422, BadReport: 422, OutsideServiceArea: 422,
           NotAuthenticated: 401, Forbidden: 403, BadUser: 422, CaseNotFound: 404, InvalidTransition: 409,
           StaleCase: 409, BadCaseInput: 422, IdempotencyConflict: 422, PhotoNotFound: 404,
-          UnknownLayer: 404, BadTile: 422}
+          UnknownLayer: 404, BadTile: 422, EvaluationError: 422}
 
 
 def install_error_handlers(app: FastAPI) -> None:

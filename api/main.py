@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api.assets import mount_assets
 from api.errors import install_error_handlers
-from api.routers import auth, cases, catalogue, departments, layers, pages, reports, routing, site, tiles
+from api.routers import auth, cases, catalogue, departments, kpi, layers, pages, reports, routing, site, tiles
 from gridmap import __version__
 from gridmap.config import Settings, load_settings
 from gridmap.db.engine import database_url, make_engine, make_session_factory
@@ -38,7 +38,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(site.router)
     app.include_router(pages.router)
     app.include_router(tiles.router)
-    for module in (auth, layers, catalogue, departments, routing, reports, cases):
+    for module in (auth, layers, catalogue, departments, routing, reports, cases, kpi):
         app.include_router(module.router, prefix="/api/v1")
     mount_assets(app)
 

@@ -34,14 +34,14 @@ def upgrade() -> None:
     op.create_index('ix_case_file_external', 'case_file', ['origin', 'external_number'], unique=True,
                     postgresql_where=sa.text('origin IS NOT NULL'))
     op.add_column('case_event', sa.Column('due_at', sa.DateTime(timezone=True), nullable=True))
-    op.create_index('ix_case_event_at', 'case_event', ['at'])
+    op.create_index('ix_case_event_action_at', 'case_event', ['action', 'at'])  # a period's actions of a kind
     # events of the past get the filing moment back
     op.execute("UPDATE case_file c SET filed_at = e.at FROM (SELECT case_id, min(at) AS at FROM case_event "
                "WHERE action = 'file' GROUP BY case_id) e WHERE e.case_id = c.id")
 
 
 def downgrade() -> None:
-    op.drop_index('ix_case_event_at', table_name='case_event')
+    op.drop_index('ix_case_event_action_at', table_name='case_event')
     op.drop_column('case_event', 'due_at')
     op.drop_index('ix_case_file_external', table_name='case_file')
     op.drop_index('ix_case_file_reported_at', table_name='case_file')
