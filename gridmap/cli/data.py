@@ -67,19 +67,46 @@ def import_command(
 
 @data_app.command("export")
 def export_command(
-    layer: Annotated[str, typer.Argument(help="district, street, community, unit_grid, duty_grid, road, component, department")],
+    layer: Annotated[str, typer.Argument(help="district, street, community, unit_grid, duty_grid, road, component, "
+                                              "department, cases or case_events")],
     file: Annotated[Path, typer.Argument(help=".gpkg, .geojson, .shp, .fgb, .parquet or .csv")],
-    crs: Annotated[str | None, typer.Option(help="output CRS (default EPSG:4326)")] = None,
+    crs: Annotated[str | None, typer.Option(help="output CRS: EPSG:3826, 3826, cgcs2000 … (default EPSG:4326)")] = None,
+    district: Annotated[str | None, typer.Option(help="district code or name")] = None,
+    bbox: Annotated[str | None, typer.Option(help="xmin,ymin,xmax,ymax in lon/lat (or in --bbox-crs)")] = None,
+    bbox_crs: Annotated[str | None, typer.Option(help="CRS of --bbox (default lon/lat)")] = None,
+    where: Annotated[str | None, typer.Option(help="SQL condition on the layer's columns, e.g. \"area_class = 'A'\"")] = None,
+    period: Annotated[str | None, typer.Option(help="cases: 2026-10-05, 2026-W41, 2026-10, 2026-Q4, 2026 or "
+                                                    "2026-10-01..2026-10-15")] = None,
+    period_field: Annotated[str | None, typer.Option(help="cases: what falls in --period: reported_at (default), "
+                                                          "filed_at, dispatched_at, handled_at, closed_at")] = None,
+    status: Annotated[str | None, typer.Option(help="cases: statuses, comma-separated, or 'open'")] = None,
+    department: Annotated[str | None, typer.Option(help="cases: department codes, comma-separated")] = None,
+    class_code: Annotated[str | None, typer.Option("--class", help="cases: class codes (0102, 20102 …)")] = None,
+    case_type: Annotated[str | None, typer.Option(help="cases: event or component")] = None,
+    source: Annotated[str | None, typer.Option(help="cases: inspector, hotline, self_disposal, import")] = None,
+    with_evidence: Annotated[bool, typer.Option("--with-evidence", help="cases: add the routing evidence JSON (large)")] = False,
 ) -> None:
-    """Export LAYER to FILE."""
-    from gridmap.io.export import export_layer
+    """Export LAYER to FILE (format from the suffix), with filters; the file opens cleanly in QGIS."""
+    from gridmap.io.export import CASE_LAYERS, export_layer
 
+    case_filters = dict(period=period, period_field=period_field, status=status, department=department,
+                        class_code=class_code, case_type=case_type, source=source)
+    case_filters = {k: v for k, v in case_filters.items() if v is not None}
+    if layer in CASE_LAYERS:
+        case_filters["with_evidence"] = with_evidence
+    elif case_filters or with_evidence:
+        named = ", ".join("--" + k.replace("_", "-") for k in [*case_filters, *(["with_evidence"] if with_evidence else [])])
+        raise fail(f"{named}: only for cases and case_events")
     try:
         with transaction() as session:
-            count = export_layer(session=session, name=layer, path=file, crs=crs)
+            result = export_layer(session=session, name=layer, path=file, crs=crs, district=district, bbox=bbox,
+                                  bbox_crs=bbox_crs, where=where, **case_filters)
     except ExportFailed as error:
         raise fail(str(error)) from None
-    console.print(f"{count:,} {layer} rows → {file}")
+    console.print(f"{result.rows:,} {layer} rows → {file}" + (f" ({result.crs})" if result.crs else ""),
+                  highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
 
 
 # -- catalogue, calendar, demo -----------------------------------------------------------------------

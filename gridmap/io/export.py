@@ -1,22 +1,28 @@
-"""Read layers into GeoDataFrames and write them to files that open cleanly in QGIS.
+"""Read layers into GeoDataFrames, with filters, and export them to files that open cleanly in QGIS
+(the writing itself: :mod:`gridmap.io.files`).
 
 Codes are text columns named ``code`` (parents as ``district_code``, ``community_code`` …); geometries
 come out in EPSG:4326 unless another CRS is asked for; the attribution of the sources the rows came
 from travels with the file (GeoPackage metadata, GeoJSON description, else a sidecar text file).
+Cases and their events are layers too (``cases``, ``case_events``: see :mod:`gridmap.io.cases`).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
-import pyogrio
+from pyproj import CRS
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from gridmap.db.base import STORAGE_SRID
+from gridmap.io import cases as case_layers
 from gridmap.io.exceptions import ExportFailed
+from gridmap.io.files import Exported, check_format, write_frame
 from gridmap.territory.service import attributions
 
 LAYER_SQL = {
@@ -61,56 +67,171 @@ LAYER_SQL = {
                      FROM department dep LEFT JOIN district d ON d.id = dep.district_id
                      LEFT JOIN street s ON s.id = dep.street_id ORDER BY dep.code""",
 }
+CASE_LAYERS = case_layers.CASE_LAYERS
+LAYERS = (*LAYER_SQL, *CASE_LAYERS)
+#: how ``district=`` selects rows of each layer (a condition on the layer's output columns)
+DISTRICT_FILTER = {
+    "district": "layer.code = :district", "street": "layer.district_code = :district",
+    "community": "layer.district_code = :district", "duty_grid": "layer.district_code = :district",
+    "department": "layer.district_code = :district", "unit_grid": "left(layer.community_code, 6) = :district",
+    "component": "left(layer.code, 6) = :district",  # the county code leads the 16-digit ID
+    "road": "ST_Intersects(layer.geom, (SELECT geom FROM district WHERE code = :district))",
+    "cases": "layer.district = :district", "case_events": "layer.district = :district",
+}
+#: layers drawn from the whole city's data (generated grids follow villages and roads): every source's credit
+CITY_WIDE = {"unit_grid", "duty_grid", *case_layers.CASE_LAYERS}
+ALIASES = {"wgs84": 4326, "lonlat": 4326, "cgcs2000": 4490}
 
-DRIVERS = {".gpkg": "GPKG", ".geojson": "GeoJSON", ".json": "GeoJSON", ".shp": "ESRI Shapefile",
-           ".fgb": "FlatGeobuf", ".csv": "CSV"}
-PARQUET = {".parquet", ".geoparquet"}
+
+def output_crs(crs: str | int | CRS | None) -> CRS:
+    """Return the CRS asked for: ``None`` (EPSG:4326), an EPSG number, ``"EPSG:3826"``, ``"cgcs2000"``,
+    ``"wgs84"`` or anything :meth:`pyproj.CRS.from_user_input` takes. Raises :class:`ExportFailed`."""
+    if crs is None:
+        return CRS.from_epsg(STORAGE_SRID)
+    if isinstance(crs, CRS):
+        return crs
+    value = ALIASES.get(str(crs).strip().lower(), crs)
+    if str(value).strip().lower() in ("gcj02", "bd09"):
+        raise ExportFailed(f"{crs}: GCJ-02 and BD-09 are phone input systems, not output CRSs; use EPSG:4326")
+    try:
+        return CRS.from_epsg(int(value)) if str(value).strip().isdigit() else CRS.from_user_input(value)
+    except Exception:
+        raise ExportFailed(f"unknown CRS {crs!r}: use EPSG:nnnn, an EPSG number, wgs84 or cgcs2000") from None
 
 
-def read_layer(*, session: Session, name: str, crs: str | int | None = None) -> gpd.GeoDataFrame | pd.DataFrame:
-    """Return layer ``name`` as a GeoDataFrame in ``crs`` (EPSG:4326 by default); ``department`` has no geometry."""
-    if name not in LAYER_SQL:
-        raise ExportFailed(f"unknown layer {name!r}; layers: {', '.join(LAYER_SQL)}")
-    connection = session.connection()
-    if name == "department":
-        return pd.read_sql(text(LAYER_SQL[name]), connection)
-    frame = gpd.read_postgis(text(LAYER_SQL[name]), connection, geom_col="geom", crs=STORAGE_SRID)
-    return frame.to_crs(crs) if crs is not None else frame
+def layer_query(*, session: Session, name: str, where: str | None = None, district: str | None = None,
+                bbox=None, bbox_crs=None, columns: str = "layer.*", **case_filters) -> tuple[str, dict]:
+    """Return the SQL and parameters selecting layer ``name`` with the filters of :func:`read_layer`."""
+    if name not in LAYERS:
+        raise ExportFailed(f"unknown layer {name!r}; layers: {', '.join(LAYERS)}")
+    conditions, params = [], {}
+    if name in LAYER_SQL:
+        if case_filters:
+            raise ExportFailed(f"{', '.join(f'{k}=' for k in case_filters)} filter cases and case_events only")
+        base, order = LAYER_SQL[name], "layer.code"
+    else:
+        base, order = case_layers.layer_sql(name, with_evidence=case_filters.pop("with_evidence", False))
+        conditions, params = case_layers.conditions(session=session, name=name, **case_filters)
+    if district is not None:
+        params["district"] = district_code(session=session, district=district)
+        conditions.append(DISTRICT_FILTER[name])
+    if bbox is not None:
+        if name == "department":
+            raise ExportFailed("departments have no geometry: bbox= does not apply")
+        params.update(_bbox(bbox, bbox_crs))
+        conditions.append("ST_Intersects(layer.geom, ST_Transform(ST_Segmentize(ST_MakeEnvelope("
+                          ":xmin, :ymin, :xmax, :ymax, :bbox_srid), :bbox_step), 4326))")
+    if where:
+        if ";" in where:
+            raise ExportFailed(f"where {where!r}: one condition on the layer's columns, without ';'")
+        conditions.append(f"({where})")
+    clause = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"SELECT {columns} FROM ({base}) AS layer {clause} ORDER BY {order}", params
 
 
-def export_layer(*, session: Session, name: str, path: Path, crs: str | int | None = None) -> int:
-    """Write layer ``name`` to ``path`` (format from the suffix); return the number of rows written."""
+def read_layer(*, session: Session, name: str, crs: str | int | None = None, where: str | None = None,
+               district: str | None = None, bbox=None, bbox_crs=None, **case_filters
+               ) -> gpd.GeoDataFrame | pd.DataFrame:
+    """Return layer ``name`` as a GeoDataFrame in ``crs`` (EPSG:4326 by default).
+
+    Parameters
+    ----------
+    session : Session
+    name : str
+        One of :data:`LAYERS`: ``district``, ``street``, ``community``, ``unit_grid``, ``duty_grid``,
+        ``road``, ``component``, ``department`` (no geometry: a DataFrame), ``cases``, ``case_events``.
+    crs : str or int, optional
+        Output CRS: ``"EPSG:3826"``, ``3826``, ``"cgcs2000"``, ``"wgs84"`` …
+    where : str, optional
+        An SQL condition on the layer's output columns, e.g. ``"area_class = 'A'"`` (run with your
+        database rights: not for untrusted input).
+    district : str, optional
+        District code (6 digits) or name; roads are those crossing the district.
+    bbox : (xmin, ymin, xmax, ymax), optional
+        Rows intersecting the box, given in longitude/latitude unless ``bbox_crs`` says otherwise.
+    **case_filters
+        For ``cases`` and ``case_events``: ``period``, ``period_field``, ``status``, ``department``,
+        ``class_code``, ``source``, ``with_evidence``, ``with_geometry`` (events): see
+        :func:`gridmap.io.cases.conditions`.
+
+    Raises
+    ------
+    ExportFailed
+        Unknown layer, CRS, district, filter value, or a ``where`` the database refuses.
+    """
+    target = output_crs(crs)
+    with_geometry = case_filters.pop("with_geometry", name != "case_events")
+    sql, params = layer_query(session=session, name=name, where=where, district=district, bbox=bbox,
+                              bbox_crs=bbox_crs, **case_filters)
+    try:
+        with session.begin_nested():  # a refused ``where`` must not spoil the caller's transaction
+            frame = pd.read_sql(text(sql), session.connection(), params=params)
+    except (DBAPIError, pd.errors.DatabaseError) as error:  # pandas wraps what the database said
+        cause = error.__cause__ if isinstance(error.__cause__, DBAPIError) else error
+        reason = str(getattr(cause, "orig", cause)).strip().splitlines()[0]
+        raise ExportFailed(f"{name}: the database refused the query ({reason}); check where={where!r}") from None
+    if name == "department" or not with_geometry:
+        frame = frame.drop(columns="geom", errors="ignore")
+    else:  # the hex EWKB the driver returns, parsed in one vectorised call (read_postgis parses row by row)
+        geometry = gpd.GeoSeries.from_wkb(frame.pop("geom").to_numpy(dtype=object), crs=STORAGE_SRID)
+        frame = gpd.GeoDataFrame(frame, geometry=geometry.values).rename_geometry("geom")
+    frame = case_layers.typed(session=session, frame=frame, name=name)
+    if isinstance(frame, gpd.GeoDataFrame) and not target.equals(frame.crs):
+        frame = frame.to_crs(target)
+    return frame
+
+
+def district_code(*, session: Session, district: str) -> str:
+    """Return the code of ``district`` given by code, name or English name."""
+    value = str(district).strip()
+    code = session.execute(text("SELECT code FROM district WHERE code = :v OR name = :v OR lower(name_en) = lower(:v)"),
+                           {"v": value}).scalar()
+    if code is None:
+        known = session.execute(text("SELECT string_agg(code || ' ' || name, ', ' ORDER BY code) FROM district")).scalar()
+        raise ExportFailed(f"no district {district!r}; districts: {known}")
+    return code
+
+
+def _bbox(bbox, bbox_crs) -> dict:
+    try:
+        xmin, ymin, xmax, ymax = (float(v) for v in (bbox.split(",") if isinstance(bbox, str) else bbox))
+    except (TypeError, ValueError):
+        raise ExportFailed(f"bbox {bbox!r}: expected four numbers xmin, ymin, xmax, ymax") from None
+    if not all(map(math.isfinite, (xmin, ymin, xmax, ymax))) or xmin >= xmax or ymin >= ymax:
+        raise ExportFailed(f"bbox {bbox!r}: needs xmin < xmax and ymin < ymax")
+    srid = output_crs(bbox_crs).to_epsg()
+    if srid is None:
+        raise ExportFailed(f"bbox_crs {bbox_crs!r}: give the box's CRS as an EPSG code")
+    return {"xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax, "bbox_srid": srid,
+            "bbox_step": max(xmax - xmin, ymax - ymin) / 32}  # densified: straight in the box's CRS
+
+
+# -- files -------------------------------------------------------------------------------------------
+def export_layer(*, session: Session, name: str, path: Path, crs: str | int | None = None, **filters) -> Exported:
+    """Write layer ``name`` (with :func:`read_layer`'s filters) to ``path``; the format comes from the suffix.
+
+    ``cases`` are written with the readable columns of :func:`gridmap.io.cases.read_cases`, and
+    ``case_events`` with the case's point as geometry.
+
+    Returns
+    -------
+    Exported
+        Rows written, the files made, the CRS and notes (Shapefile field names, text cut to 254 bytes).
+    """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in DRIVERS and suffix not in PARQUET:
-        raise ExportFailed(f"{path}: unsupported format {suffix!r}; use {', '.join([*DRIVERS, *PARQUET])}")
-    frame = read_layer(session=session, name=name, crs=crs)
-    sources = set(frame["source"].dropna()) if "source" in frame else set()
-    credit = " | ".join(attributions(session=session, codes=sources))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        path.unlink()
-    if suffix in PARQUET:
-        frame.to_parquet(path)
-        _sidecar(path, credit)
-        return len(frame)
-    driver = DRIVERS[suffix]
-    options: dict = {}
-    if driver == "GPKG" and credit:
-        options["metadata"] = {"attribution": credit}
-    if driver == "GeoJSON" and credit:
-        options["layer_options"] = {"DESCRIPTION": credit}
-    if driver == "CSV" and isinstance(frame, gpd.GeoDataFrame):
-        options["layer_options"] = {"GEOMETRY": "AS_WKT"}
-    pyogrio.write_dataframe(frame, path, driver=driver, layer=name, **options)
-    if driver not in ("GPKG", "GeoJSON"):
-        _sidecar(path, credit)
-    return len(frame)
-
-
-def _sidecar(path: Path, credit: str) -> None:
-    if credit:
-        path.with_name(path.name + ".attribution.txt").write_text(credit + "\n", encoding="utf-8")
+    check_format(path)
+    if name == "case_events":
+        filters.setdefault("with_geometry", True)  # the case's point: events on the map
+    if name == "cases":  # in a file, names people read (class, department, status in Chinese and English)
+        frame = case_layers.read_cases(session=session, crs=crs, **filters)
+    else:
+        frame = read_layer(session=session, name=name, crs=crs, **filters)
+    if name in CITY_WIDE:
+        credit = " | ".join(attributions(session=session))
+    else:
+        sources = set(frame["source"].dropna()) if "source" in frame else set()
+        credit = " | ".join(attributions(session=session, codes=sources))
+    return write_frame(frame, path, layer=name, credit=credit)
 
 
 def layer_geojson(
