@@ -106,3 +106,25 @@ def scratch_url(db_url: str, demo_reports) -> Iterator[str]:
         yield url
     finally:
         drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def history_url(db_url: str, demo_reports, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a copy of the demo database with the demo case history loaded and committed (once per run:
+    the 1999 hotline replay and the generated inspector cases, as `gridmap demo history` loads them).
+
+    Read it, or clone it (``clone_database(history_url, …)``) before writing to it: other tests share it."""
+    from gridmap.demo.history import load_history
+
+    url = clone_database(db_url, f"history_{uuid.uuid4().hex[:6]}")
+    try:
+        history_engine = create_engine(url, poolclass=pool.NullPool)
+        try:
+            with Session(history_engine) as session:
+                load_history(session=session, photo_dir=tmp_path_factory.mktemp("history_photos"))
+                session.commit()
+        finally:
+            history_engine.dispose()
+        yield url
+    finally:
+        drop_database(url)

@@ -40,8 +40,11 @@ class Step:
 
 
 def act(*, session: Session, user: CurrentUser, number: str, action: str, request: ActionRequest,
-        now: datetime | None = None) -> CaseFile:
+        now: datetime | None = None, calendar: Calendar | None = None) -> CaseFile:
     """Take ``action`` on case ``number`` as ``user``.
+
+    ``calendar`` is the working calendar to count in when the caller holds it already (a bulk replay of
+    many actions); otherwise it is looked up (one query for its version, then the cache).
 
     Raises :class:`InvalidTransition` (the case's state does not allow it), :class:`StaleCase` (someone
     acted since ``request.version``), :class:`~gridmap.users.exceptions.Forbidden`, :class:`CaseNotFound`
@@ -59,7 +62,8 @@ def act(*, session: Session, user: CurrentUser, number: str, action: str, reques
     if action in NEEDS_REASON and not (request.reason or request.note):
         raise BadCaseInput(f"{action} ({act_.term}) needs a reason")
     _known_photos(session, request.photos)
-    step = Step(session, case, user, request, get_calendar(session=session), now or datetime.now(timezone.utc), {})
+    step = Step(session, case, user, request, calendar or get_calendar(session=session),
+                now or datetime.now(timezone.utc), {})
     before, due = case.status, case.stage_deadline
     HANDLERS.get(action, _move)(step, act_)
     case.version += 1
