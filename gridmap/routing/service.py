@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from gridmap.crs import PHONE_SYSTEMS, to_wgs84
 from gridmap.routing.decide import decide, decide_columns
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
-from gridmap.routing.layers import Reference, layers_near, load_layers
+from gridmap.routing.layers import Layers, Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
 from gridmap.routing.table import distinct_rows
 
@@ -66,19 +66,30 @@ def prepare(frame, ref: Reference) -> dict[str, np.ndarray]:
     arrays: ``frame`` is a DataFrame or (one report) a dict of lists, with ``lon``/``lat``, ``class`` and
     optional ``accuracy``, ``case_type``, ``component_id``."""
     n = len(frame["lon"])
-
-    def column(name: str) -> np.ndarray:
-        return np.asarray(frame[name], dtype=object) if name in frame else np.full(n, None, dtype=object)
-
-    picked = column("component_id")
-    picked = np.where(pd.isna(picked), None, picked)
-    case_type, code, error = case_types(column("class"), column("case_type"), picked != None, ref.known)  # noqa: E711
+    case_type, code, error, picked = classify(frame, ref, n)
     accuracy = pd.to_numeric(frame["accuracy"], errors="coerce") if "accuracy" in frame else np.full(n, np.nan)
     accuracy = np.asarray(accuracy, dtype=float)
     error[pd.isna(error) & ((accuracy < 0) | np.isinf(accuracy))] = ACCURACY_ERROR
     x, y = ref.to_metric.transform(np.asarray(frame["lon"], dtype=float), np.asarray(frame["lat"], dtype=float))
     return {"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float), "accuracy": accuracy,
             "case_type": case_type, "class_code": code, "component_id": picked, "input_error": error}
+
+
+def classify(frame, ref: Reference, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of ``frame`` (``n`` rows; columns as in :func:`prepare`) the case type, 4-digit class, input
+    error and picked component (None where none), as object arrays."""
+    def column(name: str) -> np.ndarray:
+        return np.asarray(frame[name], dtype=object) if name in frame else np.full(n, None, dtype=object)
+
+    picked = column("component_id")
+    picked = np.where(pd.isna(picked), None, picked)
+    case_type, code, error = case_types(column("class"), column("case_type"), picked != None, ref.known)  # noqa: E711
+    return case_type, code, error, picked
+
+
+def component_classes(case_type: np.ndarray, class_code: np.ndarray) -> list[str]:
+    """The classes of the component cases among the rows: whose components a batch is decided against."""
+    return sorted({code for code, kind in zip(class_code, case_type) if kind == "component" and pd.notna(code)})
 
 
 def _finish(prepared: dict[str, np.ndarray], decided: pd.DataFrame) -> pd.DataFrame:
@@ -125,14 +136,21 @@ def plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session, crs: str | None = None) -> gpd.GeoDataFrame:
+def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session | None = None, crs: str | None = None,
+           reference: Reference | None = None, layers: Layers | None = None) -> gpd.GeoDataFrame:
     """Assign every row of ``frame`` in one vectorised pass; return it with the decision columns added.
 
     ``frame`` has point geometries (a GeoDataFrame) or ``x``/``y`` columns, and ``class`` (catalogue code),
     optional ``case_type``, ``accuracy`` (m) and ``component_id``. ``crs`` names the coordinates' system when
     it is not the frame's own: ``gcj02``, ``bd09``, ``wgs84``, ``cgcs2000`` or ``EPSG:nnnn``. Rows that cannot
     be decided keep their place, with the reason in ``error``.
+
+    ``reference`` and ``layers`` (both, then ``session`` is not used) decide against tables loaded once
+    beforehand (:meth:`Reference.current`, :func:`load_layers` with the :func:`component_classes` of the
+    whole batch) instead of reading them from the database: for workers deciding a big batch in pieces.
     """
+    if (reference is None) != (layers is None) or (reference is None and session is None):
+        raise TypeError("assign needs session=, or both reference= and layers=")
     if isinstance(frame, gpd.GeoDataFrame) and frame.geometry.name in frame:
         x, y = shapely.get_x(frame.geometry.values), shapely.get_y(frame.geometry.values)
         system = crs or (frame.crs.to_string() if frame.crs else None)
@@ -142,17 +160,19 @@ def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session, crs: str
     if system is None:
         raise BadReport("the coordinates' system is unknown: give crs= (wgs84, gcj02, bd09, cgcs2000 or EPSG:nnnn)")
     lon, lat = normalise(x, y, system)
-    ref = Reference.current(session)
+    ref = reference if reference is not None else Reference.current(session)
     rows = pd.DataFrame(frame.drop(columns=[frame.geometry.name]) if isinstance(frame, gpd.GeoDataFrame) else frame)
     rows = rows.reset_index(drop=True).assign(lon=lon, lat=lat)
     prepared = prepare(rows, ref)
     error = prepared["input_error"]
     error[pd.isna(error) & (np.isnan(lon) | np.isnan(lat))] = "impossible or missing coordinates"
-    classes = sorted({code for code, case_type in zip(prepared["class_code"], prepared["case_type"])
-                      if case_type == "component" and pd.notna(code)})
-    layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
+    if layers is None:
+        classes = component_classes(prepared["case_type"], prepared["class_code"])
+        layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
     decided = _finish(prepared, decide(prepared, layers, ref))
-    result = pd.concat([rows.drop(columns=["lon", "lat"]), decided], axis=1)
+    # the decision's case_type / component_id replace the input's (inferred, or the component picked and checked)
+    result = pd.concat([rows.drop(columns=["lon", "lat", *rows.columns.intersection(decided.columns)]), decided],
+                       axis=1)
     return gpd.GeoDataFrame(result, geometry=gpd.points_from_xy(lon, lat), crs=4326)
 
 
