@@ -17,6 +17,7 @@ demo: setup
 setup: db-up $(ASSETS)
 	$(GRIDMAP) demo load --if-empty
 	$(GRIDMAP) demo users
+	$(GRIDMAP) demo history --if-empty
 
 test: db-up $(ASSETS)
 	$(BIN)/pytest
@@ -36,7 +37,7 @@ system-deps:
 $(VENV)/.installed: pyproject.toml | system-deps
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[maps,test]'
+	$(BIN)/python -m pip install --quiet -e '.[maps,test,scale]'
 	@touch $@
 
 # Exact versions from package-lock.json; only the npm registry is contacted.

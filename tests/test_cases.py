@@ -3,7 +3,7 @@ calendar (across a holiday and a weekend), version checks, duplicates and the ap
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -246,3 +246,17 @@ def test_hotline_calls_are_placed_by_road_and_component(session, people):
     with pytest.raises(Forbidden):
         submit_hotline(session=session, user=people["inspector"], now=THURSDAY,
                        call=HotlineInput(lon=lon, lat=lat, class_code="20102"))
+
+
+def test_two_callers_at_one_place_are_proposed_not_merged(session, people):
+    """Hotline calls entered by the same acceptor come from different citizens: the second is proposed as a
+    duplicate of the first, never merged without the acceptor deciding (an inspector's repeat is)."""
+    from gridmap.cases.hotline import submit_hotline
+    from gridmap.cases.schemas import HotlineInput
+
+    call = HotlineInput(lon=121.5170, lat=25.0460, class_code="20102", caller="a shopkeeper")
+    first = submit_hotline(session=session, user=people["acceptor"], now=THURSDAY, call=call).case
+    second = submit_hotline(session=session, user=people["acceptor"], now=THURSDAY + timedelta(minutes=5),
+                            call=call).case
+    assert second.status == "reported" and second.merged_into_id is None
+    assert [p["number"] for p in second.duplicate_candidates] == [first.number]

@@ -245,3 +245,17 @@ def test_the_api_previews_a_decision(db_url, demo_reports):
         wrong = client.post("/api/v1/assign", json={"x": "east", "y": 25.0, "class_code": "20102"})
         assert wrong.status_code == 422
         assert client.post("/api/v1/assign", json={"x": 121.5, "y": 25.0, "class_code": "2010"}).status_code == 422
+
+
+def test_batch_input_with_case_type_and_picked_component_keeps_one_column_each(session, tmp_path):
+    """The input's ``case_type`` and ``component_id`` are replaced by the decision's (a GeoPackage refuses
+    duplicate column names)."""
+    lamp, lon, lat = session.execute(text(
+        "SELECT code, ST_X(geom), ST_Y(geom) FROM component WHERE class_code = '0320' ORDER BY code LIMIT 1")).one()
+    frame = pd.DataFrame({"x": [lon, 121.5170], "y": [lat, 25.0460], "class": ["0320", "20102"],
+                          "case_type": ["component", None], "component_id": [lamp, None], "accuracy": [5.0, 10.0]})
+    out = gridmap.assign(frame, session=session, crs="wgs84")
+    assert out.columns.is_unique
+    assert out["component_id"].iloc[0] == lamp and pd.isna(out["component_id"].iloc[1])
+    assert list(out["case_type"]) == ["component", "event"]
+    out.to_file(tmp_path / "decided.gpkg")

@@ -166,8 +166,9 @@ def _open(session: Session, decision: dict, report: ReportInput, user: CurrentUs
                                                    accuracy=report.accuracy, note=report.description,
                                                    photos=[p.sha256 for p in photos]),
                 calendar, now, {"evidence": decision["evidence"], "source": source})
+    # only an inspector's own repeat merges at once: hotline calls entered by one acceptor are different callers
     proposals, repeat = find_duplicates(session, lon=decision["lon"], lat=decision["lat"], class_code=case.class_code,
-                                        reporter_id=case.reporter_id, now=now)
+                                        reporter_id=case.reporter_id if source == "inspector" else None, now=now)
     case.duplicate_candidates = proposals
     if report.self_disposed:
         case.status, case.closed_at, case.close_kind, case.handled_at = "closed", now, "self", now

@@ -6,10 +6,16 @@ from typing import Annotated
 
 import typer
 
+from gridmap.cli.analysis import analysis_app
+from gridmap.cli.bulletin import bulletin_command
+from gridmap.cli.cases import cases_app
 from gridmap.cli.common import console
 from gridmap.cli.data import calendar_app, catalogue_app, data_app, demo_app
 from gridmap.cli.db import db_app
+from gridmap.cli.demo_history import demo_history_command
+from gridmap.cli.evaluation import kpi_command
 from gridmap.cli.grids import grids_app
+from gridmap.cli.scale import scale_app
 from gridmap.cli.users import demo_users_command, user_app
 from gridmap.config import load_settings
 
@@ -21,8 +27,14 @@ app.add_typer(catalogue_app, name="catalogue")
 app.add_typer(calendar_app, name="calendar")
 app.add_typer(grids_app, name="grids")
 app.add_typer(user_app, name="user")
+app.add_typer(cases_app, name="cases")
+app.add_typer(scale_app, name="scale")
 demo_app.command("users")(demo_users_command)
+demo_app.command("history")(demo_history_command)
 app.registered_commands += data_app.registered_commands
+app.registered_commands += analysis_app.registered_commands
+app.command("bulletin")(bulletin_command)
+app.command("kpi")(kpi_command)
 
 
 @app.command("serve")

@@ -57,19 +57,24 @@ def shown(path: str) -> str:
         return path
 
 
+def print_notes_and_rejects(notes: list[str], lines: list[str]) -> None:
+    """An import's notes, then its first rejected rows (``FILE, row N, field F: reason``)."""
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    for line in lines[:REJECTS_SHOWN]:
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+    if len(lines) > REJECTS_SHOWN:
+        console.print(f"  … and {len(lines) - REJECTS_SHOWN:,} more (--rejects FILE lists them all)")
+
+
 def print_report(report: ImportReport, *, file: Path | None = None) -> None:
     console.print(f"[bold]import {report.layer}[/] ← {shown(report.file)}", highlight=False)
     table = Table(show_header=False, box=None, padding=(0, 2))
     for label, value in report.summary().items():
         table.add_row(label, f"{value:,}")
     console.print(table)
-    for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     lines = report.lines()
-    for line in lines[:REJECTS_SHOWN]:
-        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
-    if len(lines) > REJECTS_SHOWN:
-        console.print(f"  … and {len(lines) - REJECTS_SHOWN} more (--rejects FILE lists them all)")
+    print_notes_and_rejects(report.notes, lines)
     if file:
         file.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
