@@ -30,6 +30,7 @@ import yaml
 from pyproj import CRS
 
 from gridmap.io.exceptions import ImportFailed
+from gridmap.io.sources import whole_numbers
 
 #: the fields a file's columns can be mapped to, and what they hold
 FIELDS = {
@@ -229,11 +230,8 @@ def _rows(path: Path, frame: pd.DataFrame, mapping: CaseMapping) -> Rows:
 
 def text(series: pd.Series) -> pd.Series:
     """The column as trimmed text (NA for missing or blank); whole floats without ``.0``."""
-    if pd.api.types.is_float_dtype(series):
-        whole = series.dropna()
-        if len(whole) and (whole == np.floor(whole)).all() and whole.abs().max() < 2**53:
-            series = series.astype("Int64")
-    elif pd.api.types.is_datetime64_any_dtype(series):
+    series = whole_numbers(series)
+    if pd.api.types.is_datetime64_any_dtype(series):
         return series.astype("string")
     out = series.astype("string").str.strip()
     return out.mask(out == "")

@@ -114,13 +114,19 @@ def _read_csv(path: Path, *, x: str, y: str) -> Source:
     return source
 
 
-def as_text(series: pd.Series) -> pd.Series:
-    """Return ``series`` as text, None for missing or blank values, whole floats without ``.0``."""
+def whole_numbers(series: pd.Series) -> pd.Series:
+    """A float column whose values are all whole numbers as integers (so codes read back without ``.0``)."""
     if pd.api.types.is_float_dtype(series):
         whole = series.dropna()
         if len(whole) and (whole == np.floor(whole)).all() and whole.abs().max() < 2**53:
-            series = series.astype("Int64")
-    elif pd.api.types.is_datetime64_any_dtype(series):
+            return series.astype("Int64")
+    return series
+
+
+def as_text(series: pd.Series) -> pd.Series:
+    """Return ``series`` as text, None for missing or blank values, whole floats without ``.0``."""
+    series = whole_numbers(series)
+    if pd.api.types.is_datetime64_any_dtype(series):
         series = series.dt.strftime("%Y-%m-%d")
     text = series.astype(object).where(series.notna(), None)
     text = text.map(lambda value: None if value is None else str(value).strip())
