@@ -4,6 +4,7 @@ rejected rows, re-imports, the working-time arithmetic and the KPIs of imported 
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import geopandas as gpd
@@ -25,7 +26,7 @@ from gridmap.crs import wgs84_to_gcj02
 from gridmap.io.exceptions import ImportFailed
 from gridmap.routing.service import assign_one
 
-TAIPEI_1999 = "../shared/data/taipei/dispatchingpoint.geojson"
+TAIPEI_1999 = str(Path(__file__).parents[1] / "data/taipei/hotline_1999.geojson")  # the real 1999 file, as shipped
 MAPPING = "data/examples/taipei_1999_mapping.yaml"
 TAIPEI = ZoneInfo("Asia/Taipei")
 NOW = datetime(2026, 11, 21, 12, tzinfo=timezone.utc)
@@ -77,7 +78,7 @@ def test_taipei_hotline_cases_are_routed_like_single_decisions(session):
         assert float(case.time_limit) == single["time_limit"]
         limit = calendar.to_duration(single["time_limit"], single["time_limit_unit"])
         assert case.disposal_deadline == calendar.add_working_time(case.dispatched_at, limit)
-        assert case.evidence["imported"] == {"origin": "taipei1999", "file": "dispatchingpoint.geojson",
+        assert case.evidence["imported"] == {"origin": "taipei1999", "file": "hotline_1999.geojson",
                                              "row": int(raw.index.get_loc(case.external_number)) + 1}
 
     local = cases[cases["local_class"].notna()]
