@@ -85,8 +85,9 @@ def hotspots(*, session: Session, period, class_code=None, case_type: str | None
         raise ExportFailed(f"value {value!r}: use count or density")
     if k < 1 or not 0 < recurring_share <= 1:
         raise ExportFailed("k must be at least 1 and recurring_share in (0, 1]")
-    start, end = resolve_period(session=session, period=period)
-    edges = sub_periods(start, end, every or _default_every(period, start, end))
+    period = resolve_period(session=session, period=period)
+    start, end = period.start, period.end
+    edges = sub_periods(start, end, every or EVERY.get(period.kind) or ("week" if (end - start).days >= 14 else "day"))
     grids = read_layer(session=session, name="unit_grid", district=district, crs=_metric(session))
     cases = _case_times(session, period=period, class_code=class_code, case_type=case_type, district=district)
     index = pd.Index(grids["code"]).get_indexer(cases["unit_grid"])
@@ -103,7 +104,7 @@ def hotspots(*, session: Session, period, class_code=None, case_type: str | None
     out["hotspot_zh"] = out["gi_bin"].map(lambda b: LABELS[b][1])
     out = out.sort_values(["gi_bin", "gi_z", "cases", "code"], ascending=[False, False, False, True],
                           na_position="last", ignore_index=True).to_crs(output_crs(crs))
-    out.attrs.update(period=str(getattr(period, "label", period)), start=start.isoformat(), end=end.isoformat(),
+    out.attrs.update(period=period.label, start=start.isoformat(), end=end.isoformat(),
                      subperiods=[e.isoformat() for e in edges[:-1]], cases=int(inside.sum()),
                      cases_outside=int((~inside).sum()), value=value, k=k)
     return out
@@ -164,15 +165,6 @@ def gi_bin(z: np.ndarray, p: np.ndarray) -> np.ndarray:
     for level, value in reversed(BINS):  # the strictest level is written last
         bins = np.where(p < level, value * np.nan_to_num(np.sign(z)).astype(int), bins)
     return bins
-
-
-def _default_every(period, start, end) -> str:
-    kind = getattr(period, "kind", None)
-    if kind is None:
-        from gridmap.evaluation.periods import parse_period
-
-        kind = parse_period(str(period), tz=start.tzinfo).kind
-    return EVERY.get(kind) or ("week" if (end - start).days >= 14 else "day")
 
 
 def _metric(session: Session):

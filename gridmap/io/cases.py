@@ -99,7 +99,8 @@ def conditions(*, session: Session, name: str, period=None, period_field: str | 
     """
     where, params = [], {}
     if period is not None:
-        start, end = resolve_period(session=session, period=period)
+        period = resolve_period(session=session, period=period)
+        start, end = period.start, period.end
         field = period_field or PERIOD_FIELDS[name][0]
         if field not in PERIOD_FIELDS[name]:
             raise ExportFailed(f"period_field {field!r}: use one of {', '.join(PERIOD_FIELDS[name])}")
@@ -121,17 +122,15 @@ def conditions(*, session: Session, name: str, period=None, period_field: str | 
     return where, params
 
 
-def resolve_period(*, session: Session, period) -> tuple[datetime, datetime]:
-    """Return ``(start, end)`` (aware, end exclusive) of a period text or a parsed ``Period``."""
-    if hasattr(period, "start") and hasattr(period, "end"):
-        return period.start, period.end
-    from gridmap.evaluation.periods import parse_period
+def resolve_period(*, session: Session, period):
+    """The :class:`~gridmap.evaluation.periods.Period` of a period text (in the working calendar's time zone,
+    as the KPIs read it), or ``period`` itself when parsed already; a bad text is an :class:`ExportFailed`."""
+    from gridmap.evaluation.service import resolve_period as resolve
 
     try:
-        parsed = parse_period(str(period), tz=city_zone(session=session))
+        return resolve(session=session, period=period)
     except ValueError as error:  # BadPeriod: its message names the text and the forms
         raise ExportFailed(str(error)) from None
-    return parsed.start, parsed.end
 
 
 def city_zone(*, session: Session):
