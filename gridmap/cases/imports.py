@@ -50,10 +50,9 @@ from gridmap.cases.imports_checks import Issues, check_rows, mapping_errors, pai
 from gridmap.cases.imports_mapping import FIELDS, REQUIRED, CaseMapping, Rows, read_rows
 from gridmap.io.exceptions import ImportFailed
 from gridmap.io.report import RowIssue
-from gridmap.routing.decide import decide
-from gridmap.routing.layers import Reference, load_layers
+from gridmap.routing.layers import Reference
 from gridmap.routing.responsible import time_limits
-from gridmap.routing.service import prepare
+from gridmap.routing.service import decide_rows
 
 ORIGIN_MAX = 32  # case_file.origin
 OPEN = ("filed", "dispatched", "handled", "checked")
@@ -247,7 +246,7 @@ def _route(session: Session, checked: dict, issues: Issues, ref: Reference) -> d
                        + checked["class_code"][rows].astype(str))
     frame = pd.DataFrame({"lon": checked["lon"][rows], "lat": checked["lat"][rows], "class": classes,
                           "accuracy": checked["accuracy_m"][rows]})
-    decided = _decisions(session, frame, ref) if len(rows) else None
+    decided = decide_rows(frame, session=session, ref=ref) if len(rows) else None
     out = {name: np.full(n, None, dtype=object) for name in
            (*PLACES, "road_id", "component_id", "component_version", "proposed_department", "rule",
             "time_limit_unit", "ambiguous", "ambiguity_reason", "locality")}
@@ -267,17 +266,6 @@ def _route(session: Session, checked: dict, issues: Issues, ref: Reference) -> d
     _grids_given(session, checked, out, issues, ref)
     _localities(session, out, rows[local])
     return out
-
-
-def _decisions(session: Session, frame: pd.DataFrame, ref: Reference) -> pd.DataFrame:
-    """The routing engine's batch decisions for WGS84 ``lon``/``lat``, as :func:`gridmap.routing.service.assign`
-    makes them (the same steps, without the GeoDataFrame it builds around them)."""
-    prepared = prepare(frame, ref)
-    components = prepared["case_type"] == "component"
-    classes = sorted(pd.unique(prepared["class_code"][components]).tolist()) if components.any() else []
-    decided = decide(prepared, load_layers(session=session, metric=ref.metric, class_codes=classes), ref)
-    given = prepared["input_error"]
-    return decided.assign(error=np.where(pd.isna(given), decided["error"].to_numpy(dtype=object), given))
 
 
 def _spread(values: np.ndarray, rows: np.ndarray, take: np.ndarray, n: int) -> np.ndarray:

@@ -163,17 +163,26 @@ def assign(frame: gpd.GeoDataFrame | pd.DataFrame, *, session: Session | None = 
     ref = reference if reference is not None else Reference.current(session)
     rows = pd.DataFrame(frame.drop(columns=[frame.geometry.name]) if isinstance(frame, gpd.GeoDataFrame) else frame)
     rows = rows.reset_index(drop=True).assign(lon=lon, lat=lat)
-    prepared = prepare(rows, ref)
-    error = prepared["input_error"]
-    error[pd.isna(error) & (np.isnan(lon) | np.isnan(lat))] = "impossible or missing coordinates"
-    if layers is None:
-        classes = component_classes(prepared["case_type"], prepared["class_code"])
-        layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
-    decided = _finish(prepared, decide(prepared, layers, ref))
+    decided = decide_rows(rows, session=session, ref=ref, layers=layers)
     # the decision's case_type / component_id replace the input's (inferred, or the component picked and checked)
     result = pd.concat([rows.drop(columns=["lon", "lat", *rows.columns.intersection(decided.columns)]), decided],
                        axis=1)
     return gpd.GeoDataFrame(result, geometry=gpd.points_from_xy(lon, lat), crs=4326)
+
+
+def decide_rows(rows: pd.DataFrame, *, session: Session | None, ref: Reference,
+                layers: Layers | None = None) -> pd.DataFrame:
+    """The decisions for ``rows`` (WGS84 ``lon``/``lat``, ``class``, optional ``accuracy``, ``case_type``,
+    ``component_id``) in one vectorised pass, input errors in ``error``: :func:`assign` without the
+    GeoDataFrame around it. ``layers`` loaded beforehand, else read for the batch's component classes."""
+    prepared = prepare(rows, ref)
+    error = prepared["input_error"]
+    lon, lat = np.asarray(rows["lon"], dtype=float), np.asarray(rows["lat"], dtype=float)
+    error[pd.isna(error) & (np.isnan(lon) | np.isnan(lat))] = "impossible or missing coordinates"
+    if layers is None:
+        classes = component_classes(prepared["case_type"], prepared["class_code"])
+        layers = load_layers(session=session, metric=ref.metric, class_codes=classes)
+    return _finish(prepared, decide(prepared, layers, ref))
 
 
 def normalise(x: np.ndarray, y: np.ndarray, system: str) -> tuple[np.ndarray, np.ndarray]:
