@@ -43,19 +43,19 @@ def kpi_command(
 
     if out is not None and out.suffix.lower() not in OUT_FORMATS:
         raise fail(f"--out {out}: write a .csv or .xlsx file")
-    now = _moment(as_of)
+    now = as_of_moment(as_of)
     try:
         with transaction() as session:
             frame = kpi(session=session, period=period, by=by, now=now, scoring=scoring)
     except (EvaluationError, CalendarError) as error:
         raise fail(str(error)) from None
-    _print(frame)
+    print_kpi_table(frame)
     if out is not None:
         write_table(frame, out)
         console.print(f"written to {shown(str(out))}", highlight=False)
 
 
-def _moment(text: str | None) -> datetime | None:
+def as_of_moment(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
@@ -67,7 +67,7 @@ def _moment(text: str | None) -> datetime | None:
     return moment
 
 
-def _print(frame) -> None:
+def print_kpi_table(frame) -> None:
     import pandas as pd
 
     a = frame.attrs

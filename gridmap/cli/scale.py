@@ -91,13 +91,13 @@ def kpi_command(
 ) -> None:
     """KPIs counted on dask from exported facts: the table of `gridmap kpi`, the same numbers."""
     from gridmap.calendar.service import CalendarError
-    from gridmap.cli.evaluation import OUT_FORMATS, _moment, _print, write_table
+    from gridmap.cli.evaluation import OUT_FORMATS, as_of_moment, print_kpi_table, write_table
     from gridmap.evaluation.definitions import EvaluationError
     from gridmap.scale.kpi import kpi_partitioned, read_manifest
 
     if out is not None and out.suffix.lower() not in OUT_FORMATS:
         raise fail(f"--out {out}: write a .csv or .xlsx file")
-    now = _moment(as_of)
+    now = as_of_moment(as_of)
     try:
         read_manifest(directory)  # before starting a cluster for nothing
         with dask_client(scheduler), transaction() as session, console.status("counting on dask …"):
@@ -105,7 +105,7 @@ def kpi_command(
                                     scoring=scoring)
     except (EvaluationError, CalendarError, OSError) as error:
         raise fail(escape(str(error))) from None
-    _print(frame)
+    print_kpi_table(frame)
     if out is not None:
         write_table(frame, out)
         console.print(f"written to {out}", highlight=False)
