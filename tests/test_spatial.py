@@ -3,8 +3,11 @@ with holes and several parts, multi-part roads): the routing engine's single and
 this code, so it is checked here against an independent implementation."""
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import shapely
 
+from gridmap.routing import evidence as ev
 from gridmap.routing import spatial
 from gridmap.routing.layers import Reference, load_layers
 from gridmap.routing.policy import ON_EDGE_M
@@ -92,3 +95,17 @@ def test_the_segments_of_a_few_geometries_are_those_of_the_ragged_array(session,
             ragged = Segments.of(chunk)
             monkeypatch.undo()
             assert all(np.array_equal(getattr(few, f), getattr(ragged, f)) for f in fields)
+
+
+def test_the_escaping_check_on_text_bytes_agrees_with_the_pattern():
+    """Whether a column needs JSON escaping is read from its bytes for long columns: the same answer as
+    the pattern, slices included (their bytes outside the slice do not count)."""
+    plain = [f"630050{k:09d}" for k in range(500)] + ["路灯 第二号", None]
+    for bad in ['say "hi"', "back\\slash", "tab\there", "new\nline", "\x01"]:
+        for values in (plain + [bad], [bad] + plain):
+            array = pa.array(values, pa.string())
+            for part in (array, array.slice(1), array.slice(0, len(values) - 1)):
+                expected = pc.all(pc.match_substring_regex(part, ev.SAFE)).as_py() in (True, None)
+                assert ev.needs_no_escaping(part) is expected
+    assert ev.needs_no_escaping(pa.array(plain, pa.string()))
+    assert ev.needs_no_escaping(pa.array([None] * 100, pa.string()))

@@ -52,12 +52,14 @@ from gridmap.routing.policy import (
 )
 from gridmap.routing.spatial import CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
 from gridmap.routing.responsible import departments, role, street_office, time_limits
-from gridmap.routing.table import Table, Vocabulary
+from gridmap.routing.table import Table, Vocabulary, distinct_rows
 
 OUTPUT = ["unit_grid", "duty_grid", "community", "street", "district", "area_class", "road_id", "road_name",
           "road_grade", "road_distance_m", "component_id", "component_version", "component_distance_m",
           "department", "rule", "time_limit", "time_limit_unit", "ambiguous", "ambiguity_reason", "evidence"]
 
+#: how far :func:`grid_clearance` looks for grids of another body (phone fixes are mostly this accurate or better)
+CLEARANCE_M = 50.0
 OUTSIDE = "outside the city's territory (no unit grid contains the fix)"
 #: a big batch is decided in pieces of this many fixes, on every core (numpy, Arrow and GEOS release
 #: the interpreter lock); the layer-wide work (segments, indexes) is done once before
@@ -96,12 +98,15 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
     n = len(points["x"])
     if n <= PIECE:
         return as_frame(_decide(points, tables, ref))
-    _layer_work(tables)
     # cut before the columns become arrays: turning text into Python objects is work for the pool
     pieces = [points.iloc[a:a + PIECE] if isinstance(points, pd.DataFrame) else
               {name: np.asarray(values)[a:a + PIECE] for name, values in points.items()}
               for a in range(0, n, PIECE)]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2)) as pool:
+        # the layer-wide work first, in two parts; the first piece starts as soon as a thread is free and
+        # waits only for what it needs that is not ready yet (Table.cached)
+        for work in _layer_work(tables):
+            pool.submit(work)
         decided = list(pool.map(lambda piece: as_frame(_decide(piece, tables, ref)), pieces))
     return pd.concat(decided, ignore_index=True)
 
@@ -119,12 +124,13 @@ def as_frame(columns: dict[str, np.ndarray | pa.Array]) -> pd.DataFrame:
                          for name, values in columns.items()})
 
 
-def _layer_work(tables: tuple[Table, Table, Table]) -> None:
-    """Everything :func:`_decide` computes once per layer, done before the pieces share the layers."""
+def _layer_work(tables: tuple[Table, Table, Table]) -> list:
+    """Everything :func:`_decide` computes once per layer, as two independent parts to run before the pieces
+    (the longer, the components', first)."""
     grids, roads, comps = tables
 
     def grids_and_roads():
-        grid_index(grids), road_index(roads)
+        grid_index(grids), grid_clearance(grids), road_index(roads)
         for table, names in ((grids, ["duty_grid", "community", "street", "district", "area_class",
                                       "grid_department", "district_id", "street_id"]),
                              (roads, ["grade", "maintenance", "cleaning"])):
@@ -137,14 +143,13 @@ def _layer_work(tables: tuple[Table, Table, Table]) -> None:
         comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
         comps.safe("code")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        for done in [pool.submit(grids_and_roads), pool.submit(components)]:
-            done.result()
+    return [components, grids_and_roads]
 
 
 def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
     x, y, given_accuracy, case_type, class_code, todo = _inputs(points)
     n, accuracy = len(x), np.nan_to_num(given_accuracy, nan=0.0)
+    kinds = distinct_rows(case_type, class_code)  # what depends on the class alone is worked out once per class
     error = np.full(n, None, dtype=object)
     reasons = Reasons(n)
     grids, roads, comps = tables
@@ -154,16 +159,16 @@ def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
     error[todo & (grid < 0)] = OUTSIDE
     road, road_distance, roads_ev = choose_roads(x, y, roads, reasons)
     comp, comp_distance, comps_ev = choose_components(
-        x, y, accuracy, class_code, _objects(points["component_id"]), (case_type == "component") & todo, comps,
-        error, reasons)
+        x, y, accuracy, class_code, kinds, _objects(points["component_id"]), (case_type == "component") & todo,
+        comps, error, reasons)
     ok = todo & (error == None)  # noqa: E711
 
     roles = np.vstack([role(comps, "maintainer", comp, depts), role(comps, "owner", comp, depts),
                        role(roads, "maintenance", road, depts), role(roads, "cleaning", road, depts),
                        street_office(grids, grid, ref, depts)])
-    department, rule, rules_ev = departments(case_type, class_code, grid, road, grids, roads, roles, ok, ref, depts,
-                                             rules)
-    amount, unit = limits_and_accuracy(case_type, class_code, grid, grids, ok, accuracy, ref, reasons)
+    department, rule, rules_ev = departments(case_type, class_code, kinds[1], grid, road, grids, roads, roles, ok, ref,
+                                             depts, rules)
+    amount, unit = limits_and_accuracy(case_type, class_code, kinds, grid, grids, ok, accuracy, ref, reasons)
     ambiguous, reason = reasons.columns()
 
     record = ev.record(
@@ -192,13 +197,17 @@ def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
             "evidence": record, "error": error}
 
 
-def limits_and_accuracy(case_type, class_code, grid, grids: Table, ok, accuracy, ref: Reference, reasons: Reasons):
-    """The disposal time limit (amount, unit) of each fix; fixes too inaccurate for their kind of case are flagged."""
+def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, accuracy, ref: Reference,
+                        reasons: Reasons):
+    """The disposal time limit (amount, unit) of each fix; fixes too inaccurate for their kind of case are flagged.
+    ``kinds``: the fixes grouped by case type and class (:func:`distinct_rows`)."""
     area = np.array(grids.encoded("area_class")[1] + [None], dtype=object)[grids.codes_at("area_class", grid)]
-    amount, unit, road_bound = time_limits(case_type, class_code, area, ref)
-    kind = np.where(case_type == "component", "component", np.where(road_bound, "road_event", "event"))
-    limit = np.where(kind == "component", MAX_ACCURACY_M["component"],
-                     np.where(kind == "road_event", MAX_ACCURACY_M["road_event"], MAX_ACCURACY_M["event"]))
+    amount, unit, road_bound = time_limits(case_type, class_code, area, ref, kinds)
+    first, inverse = kinds
+    kind = np.array(["component" if case_type[p] == "component" else "road_event" if road_bound[p] else "event"
+                     for p in first], dtype=object)
+    limit = np.array([MAX_ACCURACY_M[k] for k in kind], dtype=float)[inverse]
+    kind = kind[inverse]
     poor = np.flatnonzero(ok & (accuracy > limit))
     reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[p].replace('_', '-')} case "
                        f"(at most {limit[p]:.0f} m)" for p in poor])
@@ -226,6 +235,26 @@ def grid_index(grids: Table) -> tuple[Segments, CellIndex]:
         margin = np.array([-ON_EDGE_M, -ON_EDGE_M, ON_EDGE_M, ON_EDGE_M])
         return Segments.of(geoms), CellIndex(shapely.bounds(geoms).reshape(-1, 4) + margin)
     return grids.cached("index", make)
+
+
+def grid_clearance(grids: Table) -> np.ndarray:
+    """Per grid, a distance (at most :data:`CLEARANCE_M`) within which no grid of another responsible body
+    lies — a lower bound, measured between their boxes: an accuracy circle smaller than it cannot reach
+    another body, so the circle test of :func:`other_bodies` is spared for fixes well inside a body's area."""
+    def make():
+        _, index = grid_index(grids)
+        body = grids.encoded("grid_department")[0]
+        boxes = index.boxes
+        grid, other = index.query(boxes + np.array([-CLEARANCE_M, -CLEARANCE_M, CLEARANCE_M, CLEARANCE_M]),
+                                  both_have_extent=True)
+        differs = body[grid] != body[other]
+        grid, other = grid[differs], other[differs]
+        gap_x = np.maximum(0.0, np.maximum(boxes[other, 0] - boxes[grid, 2], boxes[grid, 0] - boxes[other, 2]))
+        gap_y = np.maximum(0.0, np.maximum(boxes[other, 1] - boxes[grid, 3], boxes[grid, 1] - boxes[other, 3]))
+        clearance = np.full(len(boxes), CLEARANCE_M)
+        np.minimum.at(clearance, grid, np.hypot(gap_x, gap_y))
+        return clearance
+    return grids.cached("clearance", make)
 
 
 def road_index(roads: Table) -> tuple[Segments, np.ndarray, CellIndex]:
@@ -278,7 +307,10 @@ def other_bodies(x, y, accuracy, chosen, to_edge, grids: Table, reasons: Reasons
     """The grids of other responsible bodies that the accuracy circle of each fix reaches, where it
     crosses its grid's edge (evidence, and an ambiguity)."""
     n = len(x)
-    circle = np.flatnonzero((chosen >= 0) & (accuracy > ON_EDGE_M) & (to_edge <= accuracy))
+    circle = (chosen >= 0) & (accuracy > ON_EDGE_M) & (to_edge <= accuracy)
+    if len(x) > ev.FEW:  # a few fixes: measuring every grid's clearance would cost more than it spares
+        circle &= accuracy >= grid_clearance(grids)[np.maximum(chosen, 0)]
+    circle = np.flatnonzero(circle)
     if len(circle) == 0:  # most circles stay inside their grid: spare the work below
         return pa.nulls(n, pa.string())
     segments, index = grid_index(grids)
@@ -342,9 +374,10 @@ def _near_tie(d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
         return (d2 - d1) <= np.maximum(NEAR_TIE_M, NEAR_TIE_SHARE * d1)
 
 
-def choose_components(x, y, accuracy, class_code, picked_id, wanted, comps: Table, error: np.ndarray,
+def choose_components(x, y, accuracy, class_code, kinds, picked_id, wanted, comps: Table, error: np.ndarray,
                       reasons: Reasons) -> tuple[np.ndarray, np.ndarray, dict]:
-    """The picked component, else the nearest of the case's class within the snap radius."""
+    """The picked component, else the nearest of the case's class within the snap radius (``kinds``: the
+    fixes grouped by case type and class)."""
     n = len(x)
     xy, index = component_index(comps)
     group, classes = comps.encoded("class_code")
@@ -352,7 +385,8 @@ def choose_components(x, y, accuracy, class_code, picked_id, wanted, comps: Tabl
     rows = np.flatnonzero(wanted)
     # components of the case's class whose position lies in the fix's radius box
     of_class = {c: k for k, c in enumerate(classes)}
-    wanted_group = np.array([of_class.get(c, -1) for c in class_code[rows]], dtype=np.int64)
+    first, inverse = kinds
+    wanted_group = np.array([of_class.get(class_code[p], -1) for p in first], dtype=np.int64)[inverse[rows]]
     rows = rows[wanted_group >= 0]
     fix, member = index.query(point_boxes(x[rows], y[rows], radius[rows]), wanted_group[wanted_group >= 0])
     fix = rows[fix]

@@ -35,7 +35,13 @@ def literal(piece: str) -> pa.StringScalar:
 def concat(*pieces: str | pa.Array, options: pc.JoinOptions | None = None) -> pa.Array:
     """Per row, the ``pieces`` one after the other (a ``str`` is the same on every row); null where a
     piece is null, unless ``options`` say otherwise."""
-    return _JOIN.call([literal(p) if isinstance(p, str) else p for p in pieces] + [literal("")], options)
+    merged: list = []
+    for piece in pieces:  # neighbouring literals become one: every piece costs a pass over the rows
+        if isinstance(piece, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    return _JOIN.call([literal(p) if isinstance(p, str) else p for p in merged] + [literal("")], options)
 
 
 def or_null(values: pa.Array) -> pa.Array:
@@ -60,7 +66,13 @@ def text(values, safe: bool | None = None) -> pa.Array:
 def needs_no_escaping(array: pa.Array) -> bool:
     if len(array) <= FEW:
         return not any(_UNSAFE.search(v) for v in array.to_pylist() if v is not None)
-    return pc.all(pc.match_substring_regex(array, SAFE)).as_py() in (True, None)
+    if array.type != pa.string():
+        return pc.all(pc.match_substring_regex(array, SAFE)).as_py() in (True, None)
+    # the characters JSON escapes are single bytes (UTF-8's other bytes are ≥ 0x80): look at the text's bytes
+    _, offsets, data = array.buffers()
+    ends = np.frombuffer(offsets, np.int32)[array.offset:array.offset + len(array) + 1][[0, -1]]
+    text = np.frombuffer(data, np.uint8)[ends[0]:ends[1]] if data is not None else np.empty(0, np.uint8)
+    return not ((text < 0x20) | (text == ord('"')) | (text == ord("\\"))).any()
 
 
 def number(values: np.ndarray, decimals: int) -> pa.Array:
@@ -90,35 +102,38 @@ def obj(fields: dict[str, pa.Array | Fragments | str]) -> Fragments:
     return out
 
 
-def where(mask: np.ndarray, values: pa.Array | Fragments) -> pa.Array:
-    """``values`` where ``mask``, null elsewhere (an absent part)."""
-    values = values.join() if isinstance(values, Fragments) else values
+def where(mask: np.ndarray, values: pa.Array | Fragments) -> Fragments:
+    """``values`` where ``mask``, null elsewhere (an absent part); not joined yet (see :func:`record`)."""
+    values = values if isinstance(values, Fragments) else Fragments([values])
     if mask.all():  # one fix is all or nothing: no call into Arrow
         return values
-    if not mask.any():
-        return pa.nulls(len(values), pa.string())
-    return pc.if_else(pa.array(mask), values, pa.nulls(len(values), pa.string()))
+    # empty text where the part is present, null where absent: joined with it, the part is null there
+    absent = pa.StringArray.from_buffers(len(mask), pa.py_buffer(np.zeros(len(mask) + 1, np.int32)), pa.py_buffer(b""),
+                                         pa.array(mask).buffers()[1], null_count=int((~mask).sum()))
+    return Fragments([*values, absent])
 
 
-def lists(point: np.ndarray, items: pa.Array | Fragments, n: int) -> pa.Array:
-    """``[item, …]`` per row from items sorted by ``point``; null for a row without items."""
+def lists(point: np.ndarray, items: pa.Array | Fragments, n: int) -> Fragments:
+    """``[item, …]`` per row from items sorted by ``point``; null for a row without items; not joined yet."""
     if len(point) == 0:
-        return pa.nulls(n, pa.string())
+        return Fragments([pa.nulls(n, pa.string())])
     items = items.join() if isinstance(items, Fragments) else items
     counts = np.bincount(point, minlength=n)
     offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), items), ",")
-    return where(counts > 0, concat("[", joined, "]"))
+    # a row without items is a null list, whose join is null, and so is the row's text
+    listed = pa.ListArray.from_arrays(pa.array(offsets), items, mask=pa.array(counts == 0))
+    return Fragments(["[", pc.binary_join(listed, ","), "]"])
 
 
-def record(required: dict[str, Fragments], optional: dict[str, pa.Array]) -> pa.Array:
+def record(required: dict[str, Fragments], optional: dict[str, pa.Array | Fragments]) -> pa.Array:
     """One JSON object per row: the ``required`` parts, then each ``optional`` part where it is not null."""
     pieces = Fragments()
     for n, (key, value) in enumerate(required.items()):
         pieces.append(("{" if n == 0 else ",") + orjson.dumps(key).decode() + ":")
         pieces.extend(value)
     for key, value in optional.items():
-        if value.null_count < len(value):  # a part absent from every row adds nothing
-            pieces.append(concat("," + orjson.dumps(key).decode() + ":", value))
+        part = concat("," + orjson.dumps(key).decode() + ":", *(value if isinstance(value, Fragments) else [value]))
+        if part.null_count < len(part):  # a part absent from every row adds nothing
+            pieces.append(part)
     pieces.append("}")
     return concat(*pieces, options=_NULL_AS_EMPTY)

@@ -30,12 +30,14 @@ def street_office(grids: Table, grid: np.ndarray, ref: Reference, depts: Vocabul
     return np.where(own >= 0, own, office)
 
 
-def departments(case_type, class_code, grid, road, grids: Table, roads: Table, roles: np.ndarray, todo: np.ndarray,
-                ref: Reference, depts: Vocabulary, rules: Vocabulary) -> tuple[np.ndarray, np.ndarray, pa.Array]:
+def departments(case_type, class_code, kind, grid, road, grids: Table, roads: Table, roles: np.ndarray,
+                todo: np.ndarray, ref: Reference, depts: Vocabulary,
+                rules: Vocabulary) -> tuple[np.ndarray, np.ndarray, pa.Array]:
     """Resolve each fix's department: 先属主 for components, then the most specific resolvable rule.
 
     Fixes that share a place (class, district, street, road grade, area class and which role units are
-    known) share a rule chain: it is worked out once per distinct place."""
+    known) share a rule chain: it is worked out once per distinct place. ``kind``: per fix a code of its
+    (case type, class)."""
     n = len(todo)
     department, rule = np.full(n, -1), np.full(n, -1)
     is_component = case_type == "component"
@@ -47,7 +49,7 @@ def departments(case_type, class_code, grid, road, grids: Table, roads: Table, r
     if len(open_rows) == 0:
         return department, rule, rules_ev
     known = ((roles[:, open_rows] >= 0) * (1 << np.arange(len(ROLES)))[:, None]).sum(axis=0)
-    first, inverse = distinct_rows(case_type[open_rows], class_code[open_rows],
+    first, inverse = distinct_rows(kind[open_rows],
                                    grids.codes_at("district_id", grid[open_rows]),
                                    grids.codes_at("street_id", grid[open_rows]),
                                    grids.codes_at("area_class", grid[open_rows]),
@@ -93,10 +95,12 @@ def rule_chain(place: dict, known: dict[str, bool], ref: Reference) -> list[dict
             for step in cached]
 
 
-def time_limits(case_type, class_code, area_class, ref: Reference) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def time_limits(case_type, class_code, area_class, ref: Reference,
+                kinds: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The disposal limit of each fix's class for its grid's area class (B where the grid is unknown),
-    its unit, and whether the class is road-bound."""
-    first, inverse = distinct_rows(case_type, class_code)
+    its unit, and whether the class is road-bound. ``kinds``: the fixes grouped by case type and class
+    (:func:`distinct_rows`), when known."""
+    first, inverse = kinds or distinct_rows(case_type, class_code)
     found = [ref.limits.get((case_type[p], class_code[p])) for p in first]
     limits = np.array([f[:3] if f else [np.nan] * 3 for f in found], dtype=float).reshape(-1, 3)[inverse]
     unit = np.array([f[3] if f else None for f in found], dtype=object)[inverse]

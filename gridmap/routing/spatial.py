@@ -144,6 +144,8 @@ class CellIndex:
         usable = (group >= 0) & (group * self.nx * self.ny < self.span)
         if not usable.all():
             query, cx, cy, group = query[usable], cx[usable], cy[usable], group[usable]
+        if both_have_extent:
+            cell = np.column_stack([cx, cy])
         key = self._key(group, cx, cy)
         if self.span <= DENSE_CELLS:
             low, found = self.start[key], self.count[key]
@@ -154,13 +156,19 @@ class CellIndex:
         query, low, found = query[hit], low[hit], found[hit]
         at = np.repeat(low - (np.cumsum(found) - found), found) + np.arange(found.sum())
         entry = self.entries[at]
+        if both_have_extent:
+            cell = np.repeat(cell[hit], found, axis=0)
         query = np.repeat(query, found)
         meet = ((boxes[:, 0][query] <= self.boxes[:, 2][entry]) & (boxes[:, 2][query] >= self.boxes[:, 0][entry])
                 & (boxes[:, 1][query] <= self.boxes[:, 3][entry]) & (boxes[:, 3][query] >= self.boxes[:, 1][entry]))
         query, entry = query[meet], entry[meet]
-        if both_have_extent:
-            pairs = np.unique(query * len(self.boxes) + entry)
-            query, entry = pairs // len(self.boxes), pairs % len(self.boxes)
+        if both_have_extent:  # keep each pair in the first cell both boxes cover, not in every one
+            cell = cell[meet]
+            for axis, (origin, size) in enumerate(((self.x0, self.nx), (self.y0, self.ny))):
+                first = np.maximum(self._range(boxes[query, axis], boxes[query, axis], origin, size)[0],
+                                   self._range(self.boxes[entry, axis], self.boxes[entry, axis], origin, size)[0])
+                kept = cell[:, axis] == first
+                query, entry, cell = query[kept], entry[kept], cell[kept]
         return query, entry
 
     def _all_pairs(self, boxes: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

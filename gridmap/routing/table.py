@@ -7,6 +7,8 @@ by index.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import orjson
 import pandas as pd
@@ -38,7 +40,7 @@ class Table:
     """One layer's columns (a DataFrame or a dict of lists, see :data:`gridmap.routing.layers.Columns`)."""
 
     def __init__(self, columns):
-        self.columns, self._cache = columns, {}
+        self.columns, self._cache, self._locks = columns, {}, {}
         self.n = len(columns["geom"])
 
     def __len__(self) -> int:
@@ -48,9 +50,12 @@ class Table:
         return np.asarray(self.columns[name], dtype=object)
 
     def cached(self, key, make):
-        """``make()``, computed once per table (layer-wide work: segments, indexes)."""
+        """``make()``, computed once per table (layer-wide work: segments, indexes), also when the pieces of
+        a batch ask for it at once in several threads (the others wait for the first)."""
         if key not in self._cache:
-            self._cache[key] = make()
+            with self._locks.setdefault(key, threading.Lock()):  # setdefault is atomic under the interpreter lock
+                if key not in self._cache:
+                    self._cache[key] = make()
         return self._cache[key]
 
     def arrow(self, name: str) -> pa.Array:
@@ -110,6 +115,9 @@ class Table:
     def value(self, name: str, row: int):
         if row < 0:
             return None
+        if ("encoded", name) in self._cache:  # a few words in a list: cheaper than an Arrow scalar
+            codes, words = self._cache[("encoded", name)]
+            return None if codes[row] < 0 else words[codes[row]]
         values = self.columns[name]
         return values[int(row)] if isinstance(values, list) else self.arrow(name)[int(row)].as_py()
 
