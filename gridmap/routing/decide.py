@@ -58,8 +58,6 @@ OUTPUT = ["unit_grid", "duty_grid", "community", "street", "district", "area_cla
           "road_grade", "road_distance_m", "component_id", "component_version", "component_distance_m",
           "department", "rule", "time_limit", "time_limit_unit", "ambiguous", "ambiguity_reason", "evidence"]
 
-#: how far :func:`grid_clearance` looks for grids of another body (phone fixes are mostly this accurate or better)
-CLEARANCE_M = 50.0
 OUTSIDE = "outside the city's territory (no unit grid contains the fix)"
 #: a big batch is decided in pieces of this many fixes, on every core (numpy, Arrow and GEOS release
 #: the interpreter lock); the layer-wide work (segments, indexes) is done once before
@@ -130,7 +128,7 @@ def _layer_work(tables: tuple[Table, Table, Table]) -> list:
     grids, roads, comps = tables
 
     def grids_and_roads():
-        grid_index(grids), grid_clearance(grids), road_index(roads)
+        grid_index(grids), grid_bodies(grids), road_index(roads)
         for table, names in ((grids, ["duty_grid", "community", "street", "district", "area_class",
                                       "grid_department", "district_id", "street_id"]),
                              (roads, ["grade", "maintenance", "cleaning"])):
@@ -147,9 +145,8 @@ def _layer_work(tables: tuple[Table, Table, Table]) -> list:
 
 
 def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
-    x, y, given_accuracy, case_type, class_code, todo = _inputs(points)
+    x, y, given_accuracy, case_type, class_code, kinds, todo = _inputs(points)
     n, accuracy = len(x), np.nan_to_num(given_accuracy, nan=0.0)
-    kinds = distinct_rows(case_type, class_code)  # what depends on the class alone is worked out once per class
     error = np.full(n, None, dtype=object)
     reasons = Reasons(n)
     grids, roads, comps = tables
@@ -215,8 +212,9 @@ def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, ac
 
 
 def _inputs(points):
-    """x, y (NaN for rows not to decide), accuracy (NaN when not given), case type, class, rows to decide;
-    ``points`` is a DataFrame or a dict of arrays."""
+    """x, y (NaN for rows not to decide), accuracy (NaN when not given), case type, class, the rows grouped
+    by case type and class (:func:`distinct_rows`: what depends on the class alone is worked out once per
+    class), rows to decide; ``points`` is a DataFrame or a dict of arrays."""
     x, y = np.asarray(points["x"], dtype=float), np.asarray(points["y"], dtype=float)
     accuracy = np.asarray(points["accuracy"])
     if accuracy.dtype.kind != "f":
@@ -226,7 +224,18 @@ def _inputs(points):
     if "input_error" in points:
         todo &= pd.isna(np.asarray(points["input_error"]))
     x, y = np.where(todo, x, np.nan), np.where(todo, y, np.nan)
-    return x, y, accuracy, _objects(points["case_type"]), _objects(points["class_code"]), todo
+    if len(x) <= ev.FEW:
+        case_type, class_code = _objects(points["case_type"]), _objects(points["class_code"])
+        return x, y, accuracy, case_type, class_code, distinct_rows(case_type, class_code), todo
+    # many rows, few distinct words: each word becomes a Python object once
+    (case_type, type_codes), (class_code, class_codes) = _words(points["case_type"]), _words(points["class_code"])
+    return x, y, accuracy, case_type, class_code, distinct_rows(type_codes, class_codes), todo
+
+
+def _words(values) -> tuple[np.ndarray, np.ndarray]:
+    """Text as Python objects (None for missing) and per row a code of its word (-1 for missing)."""
+    codes, words = pd.factorize(values)
+    return np.array(list(words) + [None], dtype=object)[codes], codes
 
 
 def grid_index(grids: Table) -> tuple[Segments, CellIndex]:
@@ -237,24 +246,12 @@ def grid_index(grids: Table) -> tuple[Segments, CellIndex]:
     return grids.cached("index", make)
 
 
-def grid_clearance(grids: Table) -> np.ndarray:
-    """Per grid, a distance (at most :data:`CLEARANCE_M`) within which no grid of another responsible body
-    lies — a lower bound, measured between their boxes: an accuracy circle smaller than it cannot reach
-    another body, so the circle test of :func:`other_bodies` is spared for fixes well inside a body's area."""
-    def make():
-        _, index = grid_index(grids)
-        body = grids.encoded("grid_department")[0]
-        boxes = index.boxes
-        grid, other = index.query(boxes + np.array([-CLEARANCE_M, -CLEARANCE_M, CLEARANCE_M, CLEARANCE_M]),
-                                  both_have_extent=True)
-        differs = body[grid] != body[other]
-        grid, other = grid[differs], other[differs]
-        gap_x = np.maximum(0.0, np.maximum(boxes[other, 0] - boxes[grid, 2], boxes[grid, 0] - boxes[other, 2]))
-        gap_y = np.maximum(0.0, np.maximum(boxes[other, 1] - boxes[grid, 3], boxes[grid, 1] - boxes[other, 3]))
-        clearance = np.full(len(boxes), CLEARANCE_M)
-        np.minimum.at(clearance, grid, np.hypot(gap_x, gap_y))
-        return clearance
-    return grids.cached("clearance", make)
+def grid_bodies(grids: Table) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per cell of the grid index, the least and greatest responsible body (code) among the grids hashed to
+    it (see :meth:`CellIndex.cell_range`): a fix whose accuracy circle covers only cells of its own body
+    cannot reach another, so :func:`other_bodies` measures the circles of the others only."""
+    _, index = grid_index(grids)
+    return grids.cached("bodies", lambda: index.cell_range(grids.encoded("grid_department")[0]))
 
 
 def road_index(roads: Table) -> tuple[Segments, np.ndarray, CellIndex]:
@@ -307,14 +304,17 @@ def other_bodies(x, y, accuracy, chosen, to_edge, grids: Table, reasons: Reasons
     """The grids of other responsible bodies that the accuracy circle of each fix reaches, where it
     crosses its grid's edge (evidence, and an ambiguity)."""
     n = len(x)
-    circle = (chosen >= 0) & (accuracy > ON_EDGE_M) & (to_edge <= accuracy)
-    if len(x) > ev.FEW:  # a few fixes: measuring every grid's clearance would cost more than it spares
-        circle &= accuracy >= grid_clearance(grids)[np.maximum(chosen, 0)]
-    circle = np.flatnonzero(circle)
-    if len(circle) == 0:  # most circles stay inside their grid: spare the work below
-        return pa.nulls(n, pa.string())
+    circle = np.flatnonzero((chosen >= 0) & (accuracy > ON_EDGE_M) & (to_edge <= accuracy))
     segments, index = grid_index(grids)
     body = grids.encoded("grid_department")[0]
+    bodies = grid_bodies(grids) if len(x) > ev.FEW else None  # for a few fixes the summary costs more than it spares
+    if len(circle) and bodies is not None:
+        query, cell = index.cells(point_boxes(x[circle], y[circle], accuracy[circle]))
+        own, (least, greatest) = body[chosen[circle[query]]], bodies
+        other = (greatest[cell] >= least[cell]) & ((least[cell] != own) | (greatest[cell] != own))
+        circle = circle[np.bincount(query[other], minlength=len(circle)) > 0]
+    if len(circle) == 0:  # most circles stay inside their body's area: spare the work below
+        return pa.nulls(n, pa.string())
     near, other = index.query(point_boxes(x[circle], y[circle], accuracy[circle]), both_have_extent=True)
     near = circle[near]
     differs = (body[other] != body[chosen[near]]) & (other != chosen[near])

@@ -122,6 +122,9 @@ class CellIndex:
         y0, y1, oky = self._range(boxes[:, 1], boxes[:, 3], self.y0, self.ny)
         width, height = np.maximum(x1 - x0 + 1, 0), np.maximum(y1 - y0 + 1, 0)
         cells = np.where(okx & oky, width * height, 0)
+        if cells.max(initial=0) <= 1:  # points, and boxes smaller than a cell away from its edges: one cell each
+            box = np.flatnonzero(cells)
+            return box, x0[box], y0[box]
         box = np.repeat(np.arange(len(boxes)), cells)
         local = np.arange(cells.sum()) - np.repeat(np.cumsum(cells) - cells, cells)
         return box, x0[box] + local // height[box], y0[box] + local % height[box]
@@ -170,6 +173,28 @@ class CellIndex:
                 kept = cell[:, axis] == first
                 query, entry, cell = query[kept], entry[kept], cell[kept]
         return query, entry
+
+    def cells(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query, cell) for every cell of the index each box covers (an index without groups)."""
+        if self.keys is None:
+            self._hash()
+        query, cx, cy = self._cells(boxes)
+        return query, self._key(np.zeros_like(cx), cx, cy)
+
+    def cell_range(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per cell (see :meth:`cells`) the least and the greatest of ``values`` (one per indexed box) over the
+        boxes hashed to it — greatest < least for an empty cell; None when the cells are not kept in a table."""
+        if self.keys is None:
+            self._hash()
+        if self.span > DENSE_CELLS:
+            return None
+        least, greatest = np.full(self.span, np.iinfo(np.int64).max), np.full(self.span, np.iinfo(np.int64).min)
+        if len(self.keys):
+            first = np.flatnonzero(starts(self.keys))
+            ordered = np.asarray(values, dtype=np.int64)[self.entries]
+            least[self.keys[first]] = np.minimum.reduceat(ordered, first)
+            greatest[self.keys[first]] = np.maximum.reduceat(ordered, first)
+        return least, greatest
 
     def _all_pairs(self, boxes: np.ndarray, groups: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`query` by testing every pair: the same pairs (each once), for a few boxes near one fix."""

@@ -27,8 +27,10 @@ def distinct_rows(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     for values in columns:
         codes = pd.factorize(np.asarray(values), use_na_sentinel=False)[0]
         key = key * (int(codes.max(initial=0)) + 1) + codes
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    return first, inverse.ravel()
+    inverse, groups = pd.factorize(key)  # groups in order of first appearance (hashing, no sort)
+    first = np.full(len(groups), len(key), dtype=np.int64)
+    np.minimum.at(first, inverse, np.arange(len(key)))
+    return first, inverse.astype(np.int64)
 
 
 def positions(index: np.ndarray) -> pa.Array:
