@@ -135,11 +135,11 @@ def _layer_work(tables: tuple[Table, Table, Table]) -> list:
             for name in names:
                 table.encoded(name)
         for table, name in ((grids, "code"), (grids, "grid_department"), (roads, "code"), (roads, "grade")):
-            table.safe(name)
+            table.quoted(name)
 
     def components():
         comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
-        comps.safe("code")
+        comps.quoted("code")
 
     return [components, grids_and_roads]
 

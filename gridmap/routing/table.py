@@ -101,7 +101,16 @@ class Table:
 
     def take_quoted(self, name: str, index: np.ndarray) -> pa.Array:
         """The column's values at ``index`` as JSON text (``"…"``, ``null`` where the index is -1)."""
-        return ev.text(self.take(name, index), self.safe(name)) if len(index) else ev.EMPTY_TEXT
+        if len(index) == 0:
+            return ev.EMPTY_TEXT
+        if self.n <= ev.FEW or len(index) < self.n // 64:  # quote the few taken rather than the whole column
+            return ev.text(self.take(name, index), self.safe(name))
+        return self.quoted(name).take(pa.array(np.where(index < 0, self.n, index)))
+
+    def quoted(self, name: str) -> pa.Array:
+        """The whole column as JSON text, computed once, with a trailing ``null`` (taken for "no row")."""
+        return self.cached(("quoted", name), lambda: pa.concat_arrays(
+            [ev.text(self.arrow(name), self.safe(name)), pa.array(["null"], pa.string())]))
 
     def codes_at(self, name: str, index: np.ndarray) -> np.ndarray:
         """The dictionary codes (see :meth:`encoded`) at ``index``; -1 where the index is -1 or the value missing."""
