@@ -109,3 +109,17 @@ def test_the_escaping_check_on_text_bytes_agrees_with_the_pattern():
                 assert ev.needs_no_escaping(part) is expected
     assert ev.needs_no_escaping(pa.array(plain, pa.string()))
     assert ev.needs_no_escaping(pa.array([None] * 100, pa.string()))
+
+
+def test_numbers_formatted_from_a_table_of_values_read_as_the_cast_writes_them():
+    """Evidence numbers of a small range (distances, accuracies) are formatted once per value and taken:
+    the text must be what Arrow's cast writes for every value, NaN and infinity as null, -0 included."""
+    rng = np.random.default_rng(5)
+    samples = [(rng.uniform(0, 25, 5000), 1), (rng.choice([5.0, 10.0, 20.0, np.nan, np.inf], 5000), 1),
+               (np.r_[rng.uniform(0, 25, 500), -0.0], 1), (np.r_[rng.uniform(0, 0.04, 500)], 1),
+               (rng.uniform(0, 3e6, 5000), 2), (rng.uniform(0, 0.05, 5000), 3), (np.full(500, np.nan), 1)]
+    for values, decimals in samples:
+        rounded = np.round(values, decimals)
+        rounded[~np.isfinite(rounded)] = np.nan
+        cast = pc.fill_null(pc.cast(pa.array(rounded, from_pandas=True), pa.string()), "null")
+        assert ev.number(values, decimals).equals(cast)

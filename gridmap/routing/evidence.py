@@ -80,7 +80,18 @@ def number(values: np.ndarray, decimals: int) -> pa.Array:
     if len(values) == 0:
         return EMPTY_TEXT
     rounded = np.round(np.asarray(values, dtype=float), decimals)
-    rounded[~np.isfinite(rounded)] = np.nan
+    finite = np.isfinite(rounded)
+    rounded[~finite] = np.nan
+    if len(rounded) > FEW and finite.any():
+        # distances and accuracies take few values once rounded: format each value once, then take
+        steps = np.rint(rounded[finite] * 10.0 ** decimals)  # np.round(v, d) is rint(v * 10**d) / 10**d
+        low, high = steps.min(), steps.max()
+        if low >= 0 and high - low < max(4096, len(rounded) // 8) and not np.signbit(rounded[finite]).any():
+            table = _CAST.call([pa.array(np.arange(low, high + 1) / 10.0 ** decimals)], _TO_TEXT)
+            table = pa.concat_arrays([table, pa.array(["null"], pa.string())])
+            at = np.full(len(rounded), high - low + 1, dtype=np.int64)
+            at[finite] = (steps - low).astype(np.int64)
+            return table.take(pa.array(at))
     return or_null(_CAST.call([pa.array(rounded, from_pandas=True)], _TO_TEXT))
 
 
