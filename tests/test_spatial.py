@@ -70,7 +70,7 @@ def test_a_few_boxes_are_tested_pair_by_pair_with_the_same_answer():
     lower = rng.uniform(0, 300, (40, 2))
     boxes = np.column_stack([lower, lower + rng.uniform(1, 60, (40, 2))])
     groups = rng.integers(0, 3, 40)
-    query = np.column_stack([lower[:30] + 5, lower[:30] + rng.uniform(0, 40, (30, 2))])
+    query = np.column_stack([lower[:30] + 5, lower[:30] + 5 + rng.uniform(0, 40, (30, 2))])  # min ≤ max
     for index_groups, query_groups in ((None, None), (groups, groups[:30])):
         few = CellIndex(boxes, groups=index_groups)
         assert len(query) * len(boxes) <= spatial.ALL_PAIRS and few.keys is None  # tested pair by pair

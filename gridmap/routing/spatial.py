@@ -94,8 +94,12 @@ class CellIndex:
 
     def _hash(self) -> None:
         boxes = self.boxes if len(self.boxes) else np.zeros((1, 4))
-        self.cell = self.cell or max(float(np.median(np.maximum(boxes[:, 2] - boxes[:, 0],
-                                                                boxes[:, 3] - boxes[:, 1]))), 1.0)
+        # the typical box's side, as the root of its area: long thin boxes (road segments) get cells nearer
+        # their width, so that a cell holds a few of them rather than every segment crossing it; a box's short
+        # side counts as at least 1/16 of its long one (a line along an axis has no area)
+        sides = np.sort(np.maximum(np.column_stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]]), 0.0))
+        side = np.sqrt(sides[:, 1] * np.maximum(sides[:, 0], sides[:, 1] / 16))
+        self.cell = self.cell or max(float(np.median(side)), 1.0)
         self.x0, self.y0 = float(boxes[:, 0].min()), float(boxes[:, 1].min())
         self.nx = int((boxes[:, 2].max() - self.x0) // self.cell) + 1
         self.ny = int((boxes[:, 3].max() - self.y0) // self.cell) + 1
