@@ -37,7 +37,6 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import shapely
 
 from gridmap.routing import evidence as ev
 from gridmap.routing.layers import Layers, Reference
@@ -48,9 +47,9 @@ from gridmap.routing.policy import (
     NEAR_TIE_SHARE,
     PICKED_COMPONENT_FAR_M,
     SNAP_RADIUS_M,
-    road_tolerance,
 )
-from gridmap.routing.spatial import CellIndex, Segments, distances, first_two, point_boxes, ranked, segment_distance, starts
+from gridmap.routing.indexes import component_index, grid_bodies, grid_index, layer_work, road_index
+from gridmap.routing.spatial import distances, first_two, point_boxes, ranked, segment_distance, starts
 from gridmap.routing.responsible import departments, role, street_office, time_limits
 from gridmap.routing.table import Table, Vocabulary, distinct_rows
 
@@ -103,7 +102,7 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
     with ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2)) as pool:
         # the layer-wide work first, in two parts; the first piece starts as soon as a thread is free and
         # waits only for what it needs that is not ready yet (Table.cached)
-        for work in _layer_work(tables):
+        for work in layer_work(tables):
             pool.submit(work)
         decided = list(pool.map(lambda piece: as_frame(_decide(piece, tables, ref)), pieces))
     return pd.concat(decided, ignore_index=True)
@@ -120,28 +119,6 @@ def as_frame(columns: dict[str, np.ndarray | pa.Array]) -> pd.DataFrame:
     return pd.DataFrame({name: values.to_pandas() if isinstance(values, pa.Array) else
                          pd.Series(values, dtype=object) if values.dtype == object else values
                          for name, values in columns.items()})
-
-
-def _layer_work(tables: tuple[Table, Table, Table]) -> list:
-    """Everything :func:`_decide` computes once per layer, as two independent parts to run before the pieces
-    (the longer, the components', first)."""
-    grids, roads, comps = tables
-
-    def grids_and_roads():
-        grid_index(grids), grid_bodies(grids), road_index(roads)
-        for table, names in ((grids, ["duty_grid", "community", "street", "district", "area_class",
-                                      "grid_department", "district_id", "street_id"]),
-                             (roads, ["grade", "maintenance", "cleaning"])):
-            for name in names:
-                table.encoded(name)
-        for table, name in ((grids, "code"), (grids, "grid_department"), (roads, "code"), (roads, "grade")):
-            table.quoted(name)
-
-    def components():
-        comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
-        comps.quoted("code")
-
-    return [components, grids_and_roads]
 
 
 def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
@@ -236,41 +213,6 @@ def _words(values) -> tuple[np.ndarray, np.ndarray]:
     """Text as Python objects (None for missing) and per row a code of its word (-1 for missing)."""
     codes, words = pd.factorize(values)
     return np.array(list(words) + [None], dtype=object)[codes], codes
-
-
-def grid_index(grids: Table) -> tuple[Segments, CellIndex]:
-    def make():
-        geoms = grids.objects("geom")
-        margin = np.array([-ON_EDGE_M, -ON_EDGE_M, ON_EDGE_M, ON_EDGE_M])
-        return Segments.of(geoms), CellIndex(shapely.bounds(geoms).reshape(-1, 4) + margin)
-    return grids.cached("index", make)
-
-
-def grid_bodies(grids: Table) -> tuple[np.ndarray, np.ndarray] | None:
-    """Per cell of the grid index, the least and greatest responsible body (code) among the grids hashed to
-    it (see :meth:`CellIndex.cell_range`): a fix whose accuracy circle covers only cells of its own body
-    cannot reach another, so :func:`other_bodies` measures the circles of the others only."""
-    _, index = grid_index(grids)
-    return grids.cached("bodies", lambda: index.cell_range(grids.encoded("grid_department")[0]))
-
-
-def road_index(roads: Table) -> tuple[Segments, np.ndarray, CellIndex]:
-    """The roads' segments, each road's tolerance, and an index of the segments' boxes widened by it."""
-    def make():
-        grade, grades = roads.encoded("grade")
-        tolerance = np.array([road_tolerance(g) for g in grades] + [road_tolerance(None)], dtype=float)[grade]
-        segments = Segments.of(roads.objects("geom"))
-        return segments, tolerance, CellIndex(segments.boxes(tolerance[segments.feature]))
-    return roads.cached("index", make)
-
-
-def component_index(comps: Table) -> tuple[np.ndarray, CellIndex]:
-    """The components' positions, indexed by class (cells of twice the snap radius)."""
-    def make():
-        xy = shapely.get_coordinates(comps.objects("geom")) if len(comps) else np.empty((0, 2))
-        return xy, CellIndex(point_boxes(xy[:, 0], xy[:, 1]), groups=comps.encoded("class_code")[0],
-                             cell=2 * SNAP_RADIUS_M)
-    return comps.cached("index", make)
 
 
 def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.ndarray, dict]:
