@@ -175,15 +175,13 @@ def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, ac
                         reasons: Reasons):
     """The disposal time limit (amount, unit) of each fix; fixes too inaccurate for their kind of case are flagged.
     ``kinds``: the fixes grouped by case type and class (:func:`distinct_rows`)."""
-    area = np.array(grids.encoded("area_class")[1] + [None], dtype=object)[grids.codes_at("area_class", grid)]
+    area = pd.Categorical.from_codes(grids.codes_at("area_class", grid), categories=grids.encoded("area_class")[1])
     amount, unit, road_bound = time_limits(case_type, class_code, area, ref, kinds)
     first, inverse = kinds
-    kind = np.array(["component" if case_type[p] == "component" else "road_event" if road_bound[p] else "event"
-                     for p in first], dtype=object)
+    kind = ["component" if case_type[p] == "component" else "road_event" if road_bound[p] else "event" for p in first]
     limit = np.array([MAX_ACCURACY_M[k] for k in kind], dtype=float)[inverse]
-    kind = kind[inverse]
     poor = np.flatnonzero(ok & (accuracy > limit))
-    reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[p].replace('_', '-')} case "
+    reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[inverse[p]].replace('_', '-')} case "
                        f"(at most {limit[p]:.0f} m)" for p in poor])
     return amount, unit
 

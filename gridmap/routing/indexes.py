@@ -64,6 +64,6 @@ def layer_work(tables: tuple[Table, Table, Table]) -> list:
 
     def components():
         comps.encoded("class_code"), component_index(comps), comps.encoded("maintainer"), comps.encoded("owner")
-        comps.quoted("code")
+        comps.quoted("code"), comps.objects("version")
 
     return [components, grids_and_roads]

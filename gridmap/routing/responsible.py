@@ -105,6 +105,6 @@ def time_limits(case_type, class_code, area_class, ref: Reference,
     limits = np.array([f[:3] if f else [np.nan] * 3 for f in found], dtype=float).reshape(-1, 3)[inverse]
     unit = np.array([f[3] if f else None for f in found], dtype=object)[inverse]
     road_bound = np.array([bool(f[4]) if f else False for f in found], dtype=bool)[inverse]
-    area = np.where(pd.isna(area_class), "B", area_class)
-    amount = np.where(area == "A", limits[:, 0], np.where(area == "C", limits[:, 2], limits[:, 1]))
-    return amount, unit, road_bound
+    codes, areas = pd.factorize(area_class)  # a few area classes: compared once each, not once per fix
+    column = np.array([{"A": 0, "C": 2}.get(area, 1) for area in areas] + [1], dtype=np.int64)[codes]
+    return limits[np.arange(len(column)), column], unit, road_bound

@@ -49,7 +49,8 @@ class Table:
         return self.n
 
     def objects(self, name: str) -> np.ndarray:
-        return np.asarray(self.columns[name], dtype=object)
+        """The column as an array of Python objects, converted once."""
+        return self.cached(("objects", name), lambda: np.asarray(self.columns[name], dtype=object))
 
     def cached(self, key, make):
         """``make()``, computed once per table (layer-wide work: segments, indexes), also when the pieces of
