@@ -154,7 +154,11 @@ def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
          "department": ev.where(ok, ev.obj({"code": depts.quoted(department), "by": rules.quoted(rule)}))})
 
     # rejected rows keep their evidence (what was found) but no decision
-    grid, road, comp = (np.where(ok, index, -1) for index in (grid, road, comp))
+    def decided(values, empty):
+        return values if everything else np.where(ok, values, empty)
+
+    everything = ok.all()
+    grid, road, comp = (decided(index, -1) for index in (grid, road, comp))
     version = np.full(n, None, dtype=object)
     if len(comps):
         version[comp >= 0] = comps.objects("version")[comp[comp >= 0]]
@@ -162,13 +166,13 @@ def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
         ["code", "duty_grid", "community", "street", "district", "area_class"], grid)))
     road_id, road_name, road_grade = roads.take_columns(["code", "name", "grade"], road)
     return {**places, "road_id": road_id, "road_name": road_name, "road_grade": road_grade,
-            "road_distance_m": np.where(ok, np.round(road_distance, 2), np.nan),
+            "road_distance_m": decided(np.round(road_distance, 2), np.nan),
             "component_id": comps.take("code", comp), "component_version": version,
-            "component_distance_m": np.where(ok, np.round(comp_distance, 2), np.nan),
-            "department": depts.objects(np.where(ok, department, -1)), "rule": rules.objects(np.where(ok, rule, -1)),
-            "time_limit": np.where(ok, amount, np.nan), "time_limit_unit": np.where(ok, unit, None),
-            "ambiguous": np.where(ok, ambiguous, None), "ambiguity_reason": np.where(ok, reason, None),
-            "evidence": record, "error": error}
+            "component_distance_m": decided(np.round(comp_distance, 2), np.nan),
+            "department": depts.objects(decided(department, -1)), "rule": rules.objects(decided(rule, -1)),
+            "time_limit": decided(amount, np.nan), "time_limit_unit": decided(unit, None),
+            "ambiguous": decided(ambiguous.astype(object), None),
+            "ambiguity_reason": decided(reason, None), "evidence": record, "error": error}
 
 
 def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, accuracy, ref: Reference,
