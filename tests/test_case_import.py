@@ -3,6 +3,7 @@ rejected rows, re-imports, the working-time arithmetic and the KPIs of imported 
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -10,16 +11,21 @@ from zoneinfo import ZoneInfo
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
+from psycopg.errors import DataError
 from pyproj import Transformer
 from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from gridmap.calendar.service import get_calendar
-from gridmap.cases.imports import CaseImportRejected, import_cases
+from gridmap.cases import imports
+from gridmap.cases.imports import CHUNK, CaseImportRejected, _chunks, import_cases
+from gridmap.cases.imports_checks import micros
 from gridmap.cases.imports_clock import NAT, Timeline
 from gridmap.cases.imports_mapping import CaseMapping, load_mapping, parse_mapping
+from gridmap.cases.imports_route import _kept
 from gridmap.cases.imports_copy import Column, copy_rows
 from gridmap.cli import app
 from gridmap.crs import wgs84_to_gcj02
@@ -167,7 +173,8 @@ def test_unusable_rows_are_reported_with_their_row_field_and_reason(session):
     assert kept.local_class == 1 and imported(session, "local")["local_class"].tolist() == ["井盖冒水"]
 
 
-def test_a_reimport_updates_changed_cases_and_never_duplicates(session):
+def test_a_reimport_updates_changed_cases_and_never_duplicates(session, monkeypatch):
+    monkeypatch.setattr("gridmap.cases.imports.CHUNK", 4)  # pieces of 1 to 3 rows, the changed ones updated together
     rows = frame([{"no": f"R{k}", "opened": "2026-10-05 09:00", "lon": lon, "lat": lat}
                   for k, (lon, lat) in enumerate(PLACES)])
     mapping = CaseMapping(columns=COLUMNS)
@@ -251,7 +258,7 @@ def test_a_bulk_import_rebuilds_the_indexes_or_keeps_them_when_the_table_is_busy
     rows = frame([{"no": f"B{k}", "opened": "2026-10-05 09:00", "lon": lon, "lat": lat}
                   for k, (lon, lat) in enumerate(PLACES)])
     mapping = CaseMapping(columns=COLUMNS)
-    monkeypatch.setattr("gridmap.cases.imports_write.LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr("gridmap.cases.imports_indexes.LOCK_TIMEOUT", "200ms")
     with engine.connect() as reader:  # someone reading cases: the import gets no exclusive lock
         reader.execute(text("SELECT count(*) FROM case_file"))
         busy = import_cases(session=session, data=rows, origin="bulk", mapping=mapping, rebuild_indexes=True, now=NOW)
@@ -266,6 +273,83 @@ def test_a_bulk_import_rebuilds_the_indexes_or_keeps_them_when_the_table_is_busy
     assert session.execute(indexes).all() == before
     assert session.execute(text("SHOW lock_timeout")).scalar_one() == "0"  # the import's own timeout is gone
     assert len(imported(session, "bulk")) == 2 * len(PLACES)
+
+
+CASE_FILE_SHAPE = text("""
+    SELECT 'index ' || indexname || ': ' || indexdef FROM pg_indexes WHERE tablename = 'case_file'
+    UNION ALL SELECT 'constraint ' || conname || ' ' || convalidated || ': ' || pg_get_constraintdef(oid)
+    FROM pg_constraint WHERE conrelid = 'case_file'::regclass OR confrelid = 'case_file'::regclass ORDER BY 1""")
+
+
+def chunked_rows(count: int, prefix: str) -> pd.DataFrame:
+    """``count`` good rows over the central places, numbered ``prefix``0 …"""
+    return frame([{"no": f"{prefix}{k}", "opened": "2026-10-05 09:00", "lon": PLACES[k % len(PLACES)][0],
+                   "lat": PLACES[k % len(PLACES)][1]} for k in range(count)])
+
+
+def test_a_pipelined_import_reports_rejected_rows_of_every_chunk(session, monkeypatch):
+    monkeypatch.setattr("gridmap.cases.imports.CHUNK", 8)  # 30 rows: pieces of 4, 8, 8, 5 and 5 rows
+    rows = chunked_rows(30, "P")
+    rows.loc[[2, 17, 29], ["lon", "lat"]] = [120.2, 22.99]  # outside the city, in the first, a middle, the last piece
+    mapping = CaseMapping(columns=COLUMNS)
+    shape, count = session.execute(CASE_FILE_SHAPE).scalars().all(), text("SELECT count(*) FROM case_file")
+    before, steps = session.execute(count).scalar_one(), []
+    with pytest.raises(CaseImportRejected) as strict:
+        import_cases(session=session, data=rows, origin="piped", mapping=mapping, strict=True, rebuild_indexes=True,
+                     now=NOW)
+    assert [i.row for i in strict.value.report.rejected] == [3, 18, 30]
+    assert session.execute(count).scalar_one() == before and session.execute(CASE_FILE_SHAPE).scalars().all() == shape
+
+    report = import_cases(session=session, data=rows, origin="piped", mapping=mapping, rebuild_indexes=True, now=NOW,
+                          progress=lambda phase, done: steps.append(done))
+    assert [i.row for i in report.rejected] == [3, 18, 30] and report.inserted == 27 and report.indexes_rebuilt
+    cases = imported(session, "piped")
+    assert sorted(cases["external_number"]) == sorted(f"P{k}" for k in range(30) if k not in (2, 17, 29))
+    assert cases["id"].is_unique and cases["number"].is_unique and cases["unit_grid"].notna().all()
+    assert session.execute(CASE_FILE_SHAPE).scalars().all() == shape  # indexes and constraints all back
+    assert steps == sorted(steps) and steps[-1] == 1.0 and len(steps) > 6  # the bar moves on with each piece
+
+
+@pytest.mark.parametrize("where", ["database", "python"])
+def test_an_import_failing_midway_leaves_case_file_as_it_was(session, monkeypatch, where):
+    monkeypatch.setattr("gridmap.cases.imports.CHUNK", 8)
+    rows = chunked_rows(30, "F")
+    shape, count = session.execute(CASE_FILE_SHAPE).scalars().all(), text("SELECT count(*) FROM case_file")
+    before, threads = session.execute(count).scalar_one(), threading.active_count()
+    calls, case_columns = [], imports.case_columns
+
+    def failing(rows_, *args, **kwargs):  # the third piece goes wrong, after two went to the COPY
+        calls.append(1)
+        cases = case_columns(rows_, *args, **kwargs)
+        if len(calls) == 3 and where == "python":
+            raise RuntimeError("broken piece")
+        if len(calls) == 3:
+            cases["unit_grid"] = np.full(len(cases["unit_grid"]), "X" * 40, dtype=object)  # too long: varchar(15)
+        return cases
+
+    monkeypatch.setattr(imports, "case_columns", failing)
+    with pytest.raises(RuntimeError if where == "python" else DataError):
+        import_cases(session=session, data=rows, origin="failing", mapping=CaseMapping(columns=COLUMNS),
+                     rebuild_indexes=True, now=NOW)
+    assert session.execute(count).scalar_one() == before  # the session goes on: only the import was undone
+    assert session.execute(CASE_FILE_SHAPE).scalars().all() == shape and imported(session, "failing").empty
+    assert threading.active_count() == threads  # the COPY thread has ended
+
+
+def test_a_decision_held_by_arrow_in_pieces_is_passed_on_whole():
+    pieces = pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([["6301"], ["6302", None]], pa.large_string())))
+    kept = _kept(pieces)
+    assert isinstance(kept, pa.Array) and kept.to_pylist() == ["6301", "6302", None]
+    assert list(_kept(pd.Series(["a", None], dtype=object))) == ["a", None]
+
+
+def test_chunks_start_small_and_end_small():
+    for count in (0, 1, 4, 5, 9, 30, 1000):
+        pieces = _chunks(np.arange(count))
+        assert np.array_equal(np.concatenate([np.arange(0), *pieces]), np.arange(count))
+        assert all(len(piece) <= CHUNK for piece in pieces) and len(pieces[0] if pieces else []) <= CHUNK // 2 + CHUNK // 4
+    sizes = [len(piece) for piece in _chunks(np.arange(1_000_000))]
+    assert sizes[0] == CHUNK // 2 and max(sizes) == CHUNK and sizes[-1] < CHUNK // 2 and min(sizes) >= CHUNK // 4
 
 
 def test_the_cli_imports_reports_and_writes_rejects(scratch_url, tmp_path):
@@ -349,3 +433,28 @@ def test_binary_copy_writes_every_kind_and_null(session):
                       "POINT(121.5 25)", "15.25")
     assert got[1] == (None,) * 8
     assert got[2] == ("", {}, datetime(1970, 1, 1, tzinfo=timezone.utc), -2.0, 123456, False, "POINT(0 0)", "0.50")
+
+
+def test_binary_copy_of_many_rows_writes_repeated_and_uniform_columns(session):
+    """Columns of a few values are encoded once per value, columns of one width in every row side by side."""
+    cursor = session.connection().connection.driver_connection.cursor()
+    session.execute(text("CREATE TEMP TABLE copied_many (k int4, c text, few text, u text, n float8, m timestamptz, "
+                         "h timestamptz, g geometry(Point, 4326), d numeric(8, 2), f float8, b bool)"))
+    n, rng = 3000, np.random.default_rng(5)
+    few = rng.choice(np.array(["甲", "乙", None, "丙丁"], dtype=object), n)
+    when = np.where(rng.random(n) < 0.3, NAT, 1_790_000_000_000_000 + rng.integers(0, 10**9, n))
+    columns = [Column("k", "int4", np.arange(n)), Column("c", "text", np.full(n, "import", dtype=object)),
+               Column("few", "text", few), Column("u", "text", np.array([f"n{k}" for k in range(n)], dtype=object)),
+               Column("n", "float8", np.full(n, np.nan)), Column("m", "timestamptz", np.full(n, 0)),
+               Column("h", "timestamptz", when), Column("g", "point", (np.full(n, 121.5), np.full(n, 25.0), 4326)),
+               Column("d", "numeric", np.where(rng.random(n) < 0.5, np.nan, 8.0)),
+               Column("f", "float8", np.arange(n) / 4), Column("b", "bool", np.arange(n) % 2 == 0)]
+    assert copy_rows(cursor, "copied_many", columns, rows_per_chunk=1000) == n
+    got = pd.read_sql(text("SELECT k, c, few, u, n, m, h, ST_X(g) AS x, d::text AS d, f, b FROM copied_many ORDER BY k"),
+                      session.connection())
+    assert (got["c"] == "import").all() and [plain(v) for v in got["few"]] == list(few)
+    assert got["u"].tolist() == [f"n{k}" for k in range(n)] and got["n"].isna().all() and (got["x"] == 121.5).all()
+    assert (got["m"] == datetime(1970, 1, 1, tzinfo=timezone.utc)).all()
+    assert np.array_equal(micros(got["h"], "UTC"), when)
+    assert [plain(v) for v in got["d"]] == [None if np.isnan(v) else "8.00" for v in columns[8].values]
+    assert np.array_equal(got["f"], np.arange(n) / 4) and got["b"].tolist() == [k % 2 == 0 for k in range(n)]

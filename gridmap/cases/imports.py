@@ -3,10 +3,13 @@
 A file of cases (CSV with x/y, GeoParquet, GeoPackage, GeoJSON …) is read, its columns and categories
 mapped (:mod:`gridmap.cases.imports_mapping`), every row checked — location, class, timestamps, number,
 department, status — and each row that cannot be used is reported with its field and why. The rest
-are routed in one batch (as :func:`gridmap.routing.service.assign` does: grid, duty grid, community, street,
-district, area class, road, component, proposed department, time limit), their clocks worked out on
-the working calendar for the whole column at once (:mod:`gridmap.cases.imports_clock`) and written
-with binary COPY (:mod:`gridmap.cases.imports_write`). One import is one transaction; the caller commits.
+are routed a chunk at a time by the routing engine's batch step (:mod:`gridmap.cases.imports_route`, as
+:func:`gridmap.routing.service.assign` decides: grid, duty grid, community, street, district, area class,
+road, component, proposed department, time limit), their clocks worked out on the working calendar for
+the whole chunk at once (:mod:`gridmap.cases.imports_clock`), and written with binary COPY while the next
+chunk is routed (:mod:`gridmap.cases.imports_write`): PostgreSQL takes in one chunk on its core while
+Python decides the next on the other. One import is one transaction; the caller commits. A failed import,
+or a strict one with a rejected row in any chunk, leaves ``case_file`` as it was.
 
 What an imported case looks like:
 
@@ -40,33 +43,26 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.calendar.service import get_calendar
 from gridmap.cases import imports_write
 from gridmap.cases.imports_cases import case_columns
-from gridmap.cases.imports_checks import Issues, check_rows, mapping_errors, pairs
+from gridmap.cases.imports_checks import Issues, check_rows, mapping_errors
 from gridmap.cases.imports_mapping import FIELDS, REQUIRED, CaseMapping, Rows, read_rows
+from gridmap.cases.imports_route import Router
 from gridmap.io.exceptions import ImportFailed
 from gridmap.io.report import RowIssue
 from gridmap.routing.layers import Reference
-from gridmap.routing.responsible import time_limits
-from gridmap.routing.service import decide_rows
 
 ORIGIN_MAX = 32  # case_file.origin
 OPEN = ("filed", "dispatched", "handled", "checked")
-#: what the routing engine decides and the case keeps
-PLACES = ("unit_grid", "duty_grid", "community", "street", "district", "area_class")
-GRID_SQL = text("""
-SELECT g.code AS unit_grid, dg.code AS duty_grid, c.code AS community, s.code AS street, d.code AS district,
-       g.area_class, coalesce(dep.code, (SELECT o.code FROM department o WHERE o.kind = 'street_office'
-                                         AND o.street_id IS NULL AND o.district_id = c.district_id
-                                         ORDER BY o.code LIMIT 1)) AS locality
-FROM unit_grid g JOIN community c ON c.id = g.community_id JOIN district d ON d.id = c.district_id
-LEFT JOIN street s ON s.id = c.street_id LEFT JOIN department dep ON dep.id = g.responsible_department_id
-LEFT JOIN duty_grid_member m ON m.unit_grid_code = g.code LEFT JOIN duty_grid dg ON dg.id = m.duty_grid_id
-WHERE g.valid_to IS NULL AND g.code = ANY(:codes)""")
+#: rows routed (and written) per chunk: the database takes one in while the next is decided
+CHUNK = 125_000
+#: the share of the progress bar each stage of the writing ends at, after routing (which ends at 0.75)
+STAGES = {"writing": (0.75, 0.8), "indexes": (0.8, 0.95), "analyzing": (0.95, 1.0)}
 
 Progress = Callable[[str, float], None]
 
@@ -151,23 +147,26 @@ def import_cases(*, session: Session, data: Path | str | pd.DataFrame, origin: s
     clock = _Stopwatch(progress)
     rows = read_rows(data, mapping, layer=layer)
     report = CaseImportReport(file=str(rows.path), origin=origin, rows_read=len(rows.frame), notes=rows.notes)
-    clock.lap(report, "read", "checking", 0.1)
+    clock.lap(report, "read", "checking", 0.05)
     issues = Issues(len(rows.frame))
     checked = check_rows(rows, _columns(rows, mapping), mapping, issues, ref, departments, zone, keep_local, now)
-    clock.lap(report, "check", "routing", 0.2)
-    decided = _route(session, checked, issues, ref)
-    clock.lap(report, "route", "deadlines", 0.5)
-    _note_location(report, issues, rows, mapping)
-    report.rejected = issues.rows()
-    if strict and report.rejected:
-        raise CaseImportRejected(report)
-    keep = issues.ok
-    kept = checked | decided if keep.all() else {k: v[keep] for k, v in (checked | decided).items()}
-    cases = case_columns(kept, np.flatnonzero(keep) + 1, calendar, origin=origin, file=Path(report.file).name)
-    _count(report, cases)
-    clock.lap(report, "compute", "writing", 0.55)
-    written = imports_write.write_cases(session, cases, origin=origin, rebuild_indexes=rebuild_indexes,
-                                        progress=lambda done: clock.tell("writing", 0.55 + 0.45 * done))
+    clock.lap(report, "check", "routing", 0.1)
+    todo = np.flatnonzero(issues.ok)
+    router = Router(session, checked, todo, ref) if len(todo) else None
+    clock.lap(report, "layers", "routing", 0.1)
+    writer = imports_write.CaseWriter(session, checked["external_number"], todo, origin=origin,
+                                      rebuild_indexes=rebuild_indexes, progress=clock.stage)
+    if strict and not issues.ok.all():  # nothing will be written: only every rejected row is wanted
+        writer.abandon()
+    with writer:
+        clock.restart()  # the writer timed its start itself
+        _route_and_write(router, writer, checked, issues, report=report, calendar=calendar, clock=clock,
+                         strict=strict)
+        _note_location(report, issues, rows, mapping)
+        report.rejected = issues.rows()
+        if strict and report.rejected:
+            raise CaseImportRejected(report)
+    written = writer.written
     report.inserted, report.updated, report.unchanged, report.kept = written.counts
     report.indexes_rebuilt, report.notes = written.indexes_rebuilt, report.notes + written.notes
     report.seconds |= {f"write: {step}": seconds for step, seconds in written.seconds.items()}
@@ -175,8 +174,50 @@ def import_cases(*, session: Session, data: Path | str | pd.DataFrame, origin: s
     return report
 
 
+def _route_and_write(router: Router | None, writer: imports_write.CaseWriter, checked: dict, issues: Issues, *,
+                     report: CaseImportReport, calendar, clock: _Stopwatch, strict: bool) -> None:
+    """Route the rows that passed the checks a chunk at a time and hand each chunk's cases to ``writer``,
+    whose COPY takes one chunk in while the next is routed. A strict import stops writing at its first
+    rejected row but routes on, so that every rejected row is reported."""
+    todo, routed = np.flatnonzero(issues.ok), 0
+    for chunk in _chunks(todo):
+        decided = router.route(chunk, issues)
+        routed += len(chunk)
+        clock.lap(report, "route", "routing", None)
+        if strict and not issues.ok.all():
+            writer.abandon()
+            continue
+        _write(writer, report, checked, decided, chunk, issues.ok[chunk], calendar)
+        clock.lap(report, "compute", "routing", 0.1 + 0.65 * routed / len(todo))
+
+
+def _chunks(rows: np.ndarray) -> list[np.ndarray]:
+    """``rows`` in pieces of :data:`CHUNK`, the first half as big (the COPY starts early) and the last ones
+    halving (the COPY has little left to do once the last piece is decided), none below a quarter."""
+    pieces, at, size = [], 0, CHUNK // 2
+    while at < len(rows):
+        if len(rows) - at - size < CHUNK // 4:
+            size = len(rows) - at
+        pieces.append(rows[at:at + size])
+        at += size
+        size = min(CHUNK, max(CHUNK // 4, (len(rows) - at + 1) // 2))
+    return pieces
+
+
+def _write(writer: imports_write.CaseWriter, report: CaseImportReport, checked: dict, decided: dict,
+           chunk: np.ndarray, keep: np.ndarray, calendar) -> None:
+    """Work out the case columns of the rows of ``chunk`` still kept (``keep``) and hand them to ``writer``."""
+    rows = chunk[keep]
+    kept = {name: values[rows] for name, values in checked.items()} | {
+        name: values.filter(pa.array(keep)) if isinstance(values, pa.Array) else values[keep]
+        for name, values in decided.items()}
+    cases = case_columns(kept, rows + 1, calendar, origin=report.origin, file=Path(report.file).name)
+    _count(report, cases)
+    writer.send(cases, rows)
+
+
 class _Stopwatch:
-    """Times the phases and tells ``progress`` what comes next."""
+    """Times the phases (a phase met again adds up) and tells ``progress`` what comes next."""
 
     def __init__(self, progress: Progress | None):
         self.progress, self.last = progress, time.perf_counter()
@@ -186,18 +227,29 @@ class _Stopwatch:
         if self.progress:
             self.progress(phase, done)
 
-    def lap(self, report: CaseImportReport, phase: str, following: str, done: float) -> None:
+    def stage(self, phase: str, done: float) -> None:
+        """Progress within a stage of the writing (:data:`STAGES`)."""
+        start, end = STAGES[phase]
+        self.tell(phase, start + (end - start) * done)
+
+    def restart(self) -> None:
+        self.last = time.perf_counter()
+
+    def lap(self, report: CaseImportReport, phase: str, following: str, done: float | None) -> None:
         now = time.perf_counter()
-        report.seconds[phase] = round(now - self.last, 3)
+        report.seconds[phase] = round(report.seconds.get(phase, 0.0) + now - self.last, 3)
         self.last = now
-        self.tell(following, done)
+        if done is not None:
+            self.tell(following, done)
 
 
 def _count(report: CaseImportReport, cases: dict) -> None:
-    report.filled = {k: int(v.sum()) for k, v in cases.pop("_filled").items()}
-    report.closed = int((cases["status"] == "closed").sum())
-    report.open = int(pd.Series(cases["status"], dtype=object).isin(OPEN).sum())
-    report.local_class = int(pd.notna(cases["local_class"]).sum())
+    """Add the cases to the report's counts."""
+    for name, filled in cases.pop("_filled").items():
+        report.filled[name] = report.filled.get(name, 0) + int(filled.sum())
+    report.closed += int((cases["status"] == "closed").sum())
+    report.open += int(pd.Series(cases["status"], dtype=object).isin(OPEN).sum())
+    report.local_class += int(pd.notna(cases["local_class"]).sum())
 
 
 def _zone(name: str) -> str:
@@ -233,83 +285,6 @@ def _columns(rows: Rows, mapping: CaseMapping) -> dict[str, pd.Series]:
         raise ImportFailed(f"{rows.path}: no column for {absent}; map them with --map FIELD=COLUMN "
                            f"(e.g. --map {absent[0]}=…; the file has {list(frame.columns)})")
     return {f: frame[mapping.column(f)] for f in FIELDS if f not in ("x", "y") and mapping.column(f) in frame}
-
-
-def _route(session: Session, checked: dict, issues: Issues, ref: Reference) -> dict[str, np.ndarray]:
-    """Route the rows that passed the checks in one batch; rows the engine cannot place are rejected.
-    A local class is routed as an event for its place only, and goes to the grid's responsible body."""
-    rows = np.flatnonzero(issues.ok)
-    n = len(issues.ok)
-    local = pd.notna(checked["local_class"][rows])
-    stand_in = min(ref.known["event"])
-    classes = np.where(local, "2" + stand_in, np.where(checked["case_type"][rows] == "component", "1", "2")
-                       + checked["class_code"][rows].astype(str))
-    frame = pd.DataFrame({"lon": checked["lon"][rows], "lat": checked["lat"][rows], "class": classes,
-                          "accuracy": checked["accuracy_m"][rows]})
-    decided = decide_rows(frame, session=session, ref=ref) if len(rows) else None
-    out = {name: np.full(n, None, dtype=object) for name in
-           (*PLACES, "road_id", "component_id", "component_version", "proposed_department", "rule",
-            "time_limit_unit", "ambiguous", "ambiguity_reason", "locality")}
-    out["time_limit"] = np.full(n, np.nan)
-    if decided is None:
-        return out
-    for name in (*PLACES, "road_id", "component_id", "component_version", "rule", "time_limit_unit", "ambiguous",
-                 "ambiguity_reason"):
-        out[name][rows] = decided[name].to_numpy(dtype=object, na_value=None)
-    out["proposed_department"][rows] = decided["department"].to_numpy(dtype=object, na_value=None)
-    out["time_limit"][rows] = decided["time_limit"].to_numpy(dtype=float, na_value=np.nan)
-    error = decided["error"].to_numpy(dtype=object, na_value=None)
-    outside = pd.Series(error, dtype=object).str.contains("territory", regex=False).fillna(False).to_numpy(dtype=bool)
-    where = pairs(checked["lon"][rows], checked["lat"][rows], outside)
-    issues.reject(rows[outside], "location", "outside the city's territory", _spread(where, rows, outside, n))
-    issues.reject(rows, "location", _spread(error, rows, np.ones(len(rows), dtype=bool), n))
-    _grids_given(session, checked, out, issues, ref)
-    _localities(session, out, rows[local])
-    return out
-
-
-def _spread(values: np.ndarray, rows: np.ndarray, take: np.ndarray, n: int) -> np.ndarray:
-    full = np.full(n, None, dtype=object)
-    full[rows[take]] = values[take]
-    return full
-
-
-def _lookup_grids(session: Session, codes) -> pd.DataFrame:
-    codes = sorted({c for c in codes if c is not None})
-    found = pd.DataFrame(session.execute(GRID_SQL, {"codes": codes}).mappings().all(),
-                         columns=[*PLACES, "locality"])
-    return found.drop_duplicates("unit_grid").set_index("unit_grid")
-
-
-def _grids_given(session: Session, checked: dict, out: dict, issues: Issues, ref: Reference) -> None:
-    """Where the file names the unit grid, it stands: the places follow from it, and the time limit from its
-    area class."""
-    given = np.flatnonzero(pd.notna(checked["file_grid"]) & issues.ok)
-    if len(given) == 0:
-        return
-    grids = _lookup_grids(session, checked["file_grid"][given])
-    codes = checked["file_grid"][given]
-    known = pd.Series(codes, dtype=object).isin(grids.index).to_numpy()
-    issues.reject(given[~known], "unit_grid", "not a current unit grid", _spread(codes, given, ~known, len(issues.ok)))
-    given, codes = given[known], codes[known]
-    for name in PLACES[1:]:
-        out[name][given] = grids.loc[codes, name].to_numpy(dtype=object)
-    out["unit_grid"][given] = codes
-    amount, unit, _ = time_limits(checked["case_type"][given], checked["class_code"][given],
-                                  out["area_class"][given], ref)
-    out["time_limit"][given], out["time_limit_unit"][given] = amount, unit
-
-
-def _localities(session: Session, out: dict, local: np.ndarray) -> None:
-    """Local classes go to the grid's responsible body (属地), without a time limit."""
-    if len(local) == 0:
-        return
-    grids = _lookup_grids(session, out["unit_grid"][local])
-    known = pd.notna(out["unit_grid"][local])
-    rows = local[known]
-    out["proposed_department"][rows] = grids.loc[out["unit_grid"][rows], "locality"].to_numpy(dtype=object)
-    out["rule"][local], out["time_limit"][local], out["time_limit_unit"][local] = "属地兜底: local class", np.nan, None
-    out["component_id"][local] = out["component_version"][local] = None
 
 
 def _note_location(report: CaseImportReport, issues: Issues, rows: Rows, mapping: CaseMapping) -> None:

@@ -11,7 +11,8 @@ import pandas as pd
 from pyproj import CRS
 
 from gridmap.cases.imports_clock import NAT
-from gridmap.cases.imports_mapping import IMPORT_STATUSES, LOCAL, TIMES, CaseMapping, Rows, same, text, translate
+from gridmap.cases.imports_mapping import (IMPORT_STATUSES, LOCAL, TIMES, CaseMapping, Rows, distinct_text, same, text,
+                                           translate)
 from gridmap.cases.policy import FUTURE_SLACK
 from gridmap.crs import PHONE_SYSTEMS, transformer
 from gridmap.io.exceptions import ImportFailed
@@ -108,8 +109,7 @@ def _department(values, mapping: CaseMapping, departments: set[str], issues: Iss
     n = len(issues.ok)
     if "department" not in values:
         return np.full(n, None, dtype=object)
-    raw = text(values["department"])
-    mapped = translate(raw, mapping.departments)
+    mapped = translate(values["department"], mapping.departments)
     unknown = pd.notna(mapped) & ~pd.Series(mapped, dtype=object).isin(departments).to_numpy()
     issues.reject(unknown, "department", "unknown department: map it under departments: in the mapping file",
                   values["department"])
@@ -122,8 +122,7 @@ def _status(values, mapping: CaseMapping, issues: Issues, out: dict) -> np.ndarr
     closed = out["closed"] != NAT
     if "status" not in values:
         return np.where(closed, "closed", None).astype(object)
-    raw = text(values["status"])
-    status = translate(raw, mapping.statuses)
+    status = translate(values["status"], mapping.statuses)
     unknown = pd.notna(status) & ~pd.Series(status, dtype=object).isin(IMPORT_STATUSES).to_numpy()
     issues.reject(unknown, "status", f"unknown status: map it under statuses: (to {', '.join(IMPORT_STATUSES)})",
                   values["status"])
@@ -171,12 +170,13 @@ def classify(raw: pd.Series, given_type: pd.Series | None, mapping: CaseMapping,
              keep_local: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per row: case type, 4-digit catalogue class, local class (kept as it is) and the reason a row's class
     cannot be used (None when it can) — worked out once per distinct (class, type)."""
-    values = text(raw).to_numpy(dtype=object, na_value=None)
-    types = (text(given_type).str.lower().to_numpy(dtype=object, na_value=None) if given_type is not None
-             else np.full(len(values), None, dtype=object))
-    first, inverse = distinct_rows(values, types)
+    codes, values = distinct_text(raw)
+    type_codes, types = (distinct_text(given_type) if given_type is not None
+                         else (np.zeros(len(codes), dtype=np.int64), np.array([None], dtype=object)))
+    values, types = np.append(values, None), np.array([t and t.lower() for t in types] + [None], dtype=object)
+    first, inverse = distinct_rows(codes, type_codes)
     classes = {same(k): v for k, v in mapping.classes.items()}
-    answers = [_classify_one(values[p], types[p], classes, known, keep_local) for p in first]
+    answers = [_classify_one(values[codes[p]], types[type_codes[p]], classes, known, keep_local) for p in first]
     return tuple(np.array([a[k] for a in answers] + [None], dtype=object)[:-1][inverse] for k in range(4))
 
 

@@ -243,10 +243,17 @@ def same(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip()
 
 
+def distinct_text(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's number among the column's distinct values (-1 for missing) and those values as
+    :func:`text` (None for blank): a column of a few categories is trimmed a few times, not a million."""
+    codes, uniques = pd.factorize(series)
+    return codes, text(pd.Series(uniques)).to_numpy(dtype=object, na_value=None)
+
+
 def translate(values: pd.Series, table: dict[str, str]) -> np.ndarray:
     """Each value replaced by its entry in ``table`` (compared by :func:`same`), kept where it has none;
     None for missing values. Looked up once per distinct value."""
-    codes, uniques = pd.factorize(text(values))
+    codes, uniques = distinct_text(values)
     keys = {same(k): v for k, v in table.items()}
-    return np.array([keys.get(same(u), u) for u in uniques] + [None], dtype=object)[codes]
+    return np.array([None if u is None else keys.get(same(u), u) for u in uniques] + [None], dtype=object)[codes]
 

@@ -1,16 +1,21 @@
-"""Writing imported cases: new ones with binary COPY (:mod:`gridmap.cases.imports_copy`) straight into
-``case_file``, changed ones through a staging table and one ``UPDATE``; cases worked on in gridmap since
-their import are left alone.
+"""Writing imported cases as they are decided: new ones streamed by binary COPY
+(:mod:`gridmap.cases.imports_copy`) straight into ``case_file`` from a thread of their own, changed ones
+through a staging table and one ``UPDATE`` at the end; cases worked on in gridmap since their import are
+left alone.
 
-Keeping ten indexes up to date row by row costs more than the COPY itself; a large import into a
-small table drops the secondary indexes and builds them again afterwards (in the same transaction, so
-a failed import restores them), which holds an exclusive lock on ``case_file`` until the caller commits.
+The COPY runs while the caller routes the next chunk of rows: PostgreSQL takes in one chunk (on its own
+core) while Python decides the next. A large import rebuilds the table's indexes afterwards
+(:mod:`gridmap.cases.imports_indexes`). It all happens under one savepoint, so an import that fails
+half-way — a database error, a rejected row in a later chunk of a strict import — leaves ``case_file``
+as it was, indexes included; nothing is committed here.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,30 +23,29 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
-from sqlalchemy.schema import CreateIndex
 
-from gridmap.cases.imports_copy import Column, copy_rows
-from gridmap.cases.models import CaseFile
+from gridmap.cases import imports_indexes as indexes
+from gridmap.cases.imports_copy import Column, copy_batches, copy_rows
 from gridmap.db.base import STORAGE_SRID
 
-
 #: the columns an import writes (besides id and number), with their COPY encodings; the database's
-#: defaults fill the rest (version 1, counts 0, empty flags and duplicate lists, updated_at)
+#: defaults fill the rest (version 1, counts 0, empty flags and duplicate lists, updated_at). Those of the
+#: same width in every row come first: the encoder copies such neighbours as one block.
 CASE_COLUMNS = (
-    ("source", "text"), ("status", "text"), ("case_type", "text"), ("class_code", "text"), ("local_class", "text"),
-    ("origin", "text"), ("external_number", "text"), ("description", "text"), ("address", "text"),
-    ("reported_at", "timestamptz"), ("geom", "point"), ("reported_x", "float8"), ("reported_y", "float8"),
-    ("reported_crs", "text"), ("accuracy_m", "float8"), ("unit_grid", "text"), ("duty_grid", "text"),
-    ("community", "text"), ("street", "text"), ("district", "text"), ("area_class", "text"), ("road_id", "text"),
-    ("component_id", "text"), ("component_version", "int4"), ("proposed_department", "text"),
-    ("department", "text"), ("rule", "text"), ("ambiguous", "bool"), ("ambiguity_reason", "text"),
-    ("evidence", "jsonb"), ("stage_started_at", "timestamptz"), ("stage_warn_at", "timestamptz"),
-    ("stage_deadline", "timestamptz"), ("time_limit", "numeric"), ("time_limit_unit", "text"),
-    ("disposal_limit_min", "float8"), ("filed_at", "timestamptz"), ("dispatched_at", "timestamptz"),
-    ("clock_resumed_at", "timestamptz"), ("disposal_deadline", "timestamptz"), ("handled_at", "timestamptz"),
-    ("disposal_minutes", "float8"), ("closed_at", "timestamptz"), ("close_kind", "text"),
+    ("source", "text"), ("origin", "text"), ("reported_crs", "text"), ("reported_at", "timestamptz"),
+    ("geom", "point"), ("reported_x", "float8"), ("reported_y", "float8"), ("accuracy_m", "float8"),
+    ("ambiguous", "bool"), ("filed_at", "timestamptz"), ("dispatched_at", "timestamptz"),
+    ("clock_resumed_at", "timestamptz"), ("component_version", "int4"), ("disposal_deadline", "timestamptz"),
+    ("disposal_limit_min", "float8"), ("time_limit", "numeric"), ("stage_started_at", "timestamptz"),
+    ("stage_warn_at", "timestamptz"), ("stage_deadline", "timestamptz"), ("handled_at", "timestamptz"),
+    ("disposal_minutes", "float8"), ("closed_at", "timestamptz"),
+    ("status", "text"), ("case_type", "text"), ("class_code", "text"), ("local_class", "text"),
+    ("external_number", "text"), ("description", "text"), ("address", "text"), ("unit_grid", "text"),
+    ("duty_grid", "text"), ("community", "text"), ("street", "text"), ("district", "text"), ("area_class", "text"),
+    ("road_id", "text"), ("component_id", "text"), ("proposed_department", "text"), ("department", "text"),
+    ("rule", "text"), ("ambiguity_reason", "text"), ("time_limit_unit", "text"), ("close_kind", "text"),
+    ("evidence", "jsonb"),
 )
 #: what a re-import compares to decide whether a case changed (the evidence says where it came from)
 COMPARED = tuple(name for name, _kind in CASE_COLUMNS if name != "evidence")
@@ -49,14 +53,17 @@ STAGE = "gridmap_case_import"
 #: the cases an origin has already, and whether each has been worked on in gridmap since (has events)
 KNOWN = text("SELECT c.external_number, c.id, EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = c.id) "
              "FROM case_file c WHERE c.origin = :origin")
-#: an import of at least this many new cases into a table not much bigger rebuilds the indexes
-REBUILD_MIN_ROWS = 100_000
-LOCK_TIMEOUT = "5s"
+NEW, CHANGED, KEPT = 0, 1, 2  # what becomes of a row: inserted, updated (if it differs), left alone
+_END, _ABANDON = object(), object()
+
+
+class Abandoned(Exception):
+    """The import stopped sending rows: the COPY under way is cancelled."""
 
 
 @dataclass
 class Written:
-    """What :func:`write_cases` did, and how long each step took."""
+    """What :class:`CaseWriter` did, and how long each step took."""
 
     inserted: int = 0
     updated: int = 0
@@ -68,7 +75,7 @@ class Written:
 
     def lap(self, step: str, since: float) -> float:
         now = time.perf_counter()
-        self.seconds[step] = round(now - since, 3)
+        self.seconds[step] = round(self.seconds.get(step, 0.0) + now - since, 3)
         return now
 
     @property
@@ -76,65 +83,215 @@ class Written:
         return self.inserted, self.updated, self.unchanged, self.kept
 
 
-def _columns(cases: dict, rows: np.ndarray | None) -> list[Column]:
-    """The :data:`CASE_COLUMNS` of ``rows`` (None: all) of ``cases``."""
-    def take(values):
-        if rows is None:
-            return values
-        return values.take(pa.array(rows)) if isinstance(values, pa.Array) else values[rows]
+class CaseWriter:
+    """Writes an import's cases a chunk at a time (:meth:`send`), in a ``with`` block.
 
-    return [Column(name, kind, (take(cases["lon"]), take(cases["lat"]), STORAGE_SRID) if kind == "point"
-                   else take(cases[name])) for name, kind in CASE_COLUMNS]
+    ``numbers`` are the file's case numbers (one per row of the file) and ``rows`` the rows that may be
+    written (they passed the checks; routing may still reject some). On entering, the cases ``origin``
+    has already are looked up, and for a large import ``case_file`` is locked and its secondary indexes
+    dropped; new cases then stream into the table while the caller decides the next chunk. Leaving the
+    block normally finishes the COPY, builds the indexes again, runs ``ANALYZE`` and updates the changed
+    cases; leaving it with an error, or after :meth:`abandon`, undoes everything written.
+    """
 
+    def __init__(self, session: Session, numbers: np.ndarray, rows: np.ndarray, *, origin: str,
+                 rebuild_indexes: bool | None = None, progress: Callable[[str, float], None] | None = None):
+        self.session, self.origin, self.rebuild_indexes = session, origin, rebuild_indexes
+        self.numbers, self.rows = numbers, rows
+        self.tell = progress or (lambda phase, done: None)
+        self.written = Written()
+        self.fate = np.full(len(numbers), KEPT, dtype=np.int8)
+        self.known_id = np.zeros(len(numbers), dtype=np.int64)
+        self.changed: list[tuple[dict, np.ndarray]] = []
+        self.queue: queue.Queue = queue.Queue(maxsize=1)
+        self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+        self.abandoned, self.expected, self.queued, self.copied = False, 0, 0, 0
+        self.savepoint, self.dropped, self.started = None, None, 0.0
 
-def write_cases(session: Session, cases: dict, *, origin: str, rebuild_indexes: bool | None = None,
-                progress: Callable[[float], None] | None = None) -> Written:
-    """Insert the new cases of ``cases`` (columns of :data:`CASE_COLUMNS`, ``lon``/``lat``, ``opened_day``),
-    update the known ones that changed and were not worked on since; return the counts."""
-    written, clock = Written(), time.perf_counter()
-    known = pd.DataFrame(session.execute(KNOWN, {"origin": origin}).all(), columns=["external_number", "id", "touched"])
-    at = pd.Index(known["external_number"]).get_indexer(pd.Series(cases["external_number"], dtype=object))
-    new = np.flatnonzero(at < 0)
-    touched = (at >= 0) & np.append(known["touched"].to_numpy(dtype=bool), False)[at]
-    changed = np.flatnonzero((at >= 0) & ~touched)
-    written.kept = int(touched.sum())
-    tell, share = progress or (lambda done: None), len(new) / max(len(new) + len(changed), 1)
-    clock = written.lap("known", clock)
-    if len(new):
-        rebuild = _should_rebuild(session, len(new)) if rebuild_indexes is None else rebuild_indexes
-        dropped = _drop_indexes(session, written) if rebuild else None
-        clock = written.lap("drop indexes", clock) if rebuild else clock
-        rows = None if len(new) == len(at) else new
-        written.inserted = _insert(session, cases, rows, lambda done: tell(done * share), written)
+    def __enter__(self) -> CaseWriter:
+        if self.abandoned:  # abandoned before it began: nothing to write, nothing to undo
+            return self
         clock = time.perf_counter()
-        if dropped is not None:
-            _rebuild(session, dropped)
-            written.indexes_rebuilt = True
-            clock = written.lap("build indexes", clock)
-        if len(new) >= REBUILD_MIN_ROWS:  # the planner's statistics, for the KPIs that follow
-            session.execute(text("ANALYZE case_file"))
-            clock = written.lap("analyze", clock)
-    if len(changed):
-        written.updated = _update(session, cases, changed, known["id"].to_numpy()[at[changed]])
-        written.unchanged = len(changed) - written.updated
-        written.lap("update", clock)
-    tell(1.0)
-    return written
+        self.savepoint = self.session.begin_nested()
+        try:
+            self._sort_rows()
+            clock = self.written.lap("known", clock)
+            if self.expected:
+                self._prepare_table()
+                self.written.lap("drop indexes", clock)
+                cursor = _cursor(self.session)  # the session's own connection: the same transaction
+                self.thread = threading.Thread(target=self._copy, args=(cursor,), name="case-import-copy",
+                                               daemon=True)
+                self.started = time.perf_counter()
+                self.thread.start()
+        except BaseException:
+            self.savepoint.rollback()
+            raise
+        return self
+
+    def send(self, cases: dict, rows: np.ndarray) -> None:
+        """Write the cases of file rows ``rows`` (:func:`gridmap.cases.imports_cases.case_columns`): new ones
+        go to the COPY (waiting while it is a chunk behind), changed ones are kept for the end."""
+        if self.abandoned:
+            return
+        fate = self.fate[rows]
+        self.written.kept += int((fate == KEPT).sum())
+        changed = np.flatnonzero(fate == CHANGED)
+        if len(changed):
+            self.changed.append((_take(cases, changed), self.known_id[rows[changed]]))
+        new = np.flatnonzero(fate == NEW)
+        if len(new):
+            self._put(_take(cases, new) if len(new) < len(rows) else cases)
+            self.queued += len(new)
+
+    def abandon(self) -> None:
+        """Write nothing more: the COPY under way is cancelled now, and everything is undone on leaving."""
+        if not self.abandoned:
+            self.abandoned = True
+            self._stop(_ABANDON)
+
+    def __exit__(self, kind, error, trace) -> bool:
+        if kind is None and not self.abandoned:
+            try:
+                self._finish()
+            except BaseException:
+                self._undo()
+                raise
+            self.savepoint.commit()
+        else:
+            self._undo()
+        return False
+
+    def _sort_rows(self) -> None:
+        """Each row's fate: new, a known case to update, or one worked on in gridmap since (kept)."""
+        known = pd.DataFrame(self.session.execute(KNOWN, {"origin": self.origin}).all(),
+                             columns=["external_number", "id", "touched"])
+        at = pd.Index(known["external_number"]).get_indexer(pd.Series(self.numbers[self.rows], dtype=object))
+        touched = np.append(known["touched"].to_numpy(dtype=bool), False)[at]  # at -1: not known
+        self.fate[self.rows] = np.where(at < 0, NEW, np.where(touched, KEPT, CHANGED))
+        self.known_id[self.rows] = np.append(known["id"].to_numpy(dtype=np.int64), 0)[at]
+        self.expected = int((at < 0).sum())
+
+    def _prepare_table(self) -> None:
+        """For a large import: lock ``case_file`` and drop its secondary indexes (unless the table is busy)."""
+        rebuild = (indexes.should_rebuild(self.session, self.expected) if self.rebuild_indexes is None
+                   else self.rebuild_indexes)
+        if not rebuild:
+            return
+        if not indexes.lock_case_file(self.session):
+            self.written.notes.append(f"case_file is in use (no lock within {indexes.LOCK_TIMEOUT}): its indexes "
+                                      "were kept up to date row by row instead of rebuilt")
+            return
+        self.dropped = indexes.drop_indexes(self.session)
+
+    def _copy(self, cursor) -> None:
+        """The COPY thread: new ids, then every chunk sent, until the end (or an abandon)."""
+        try:
+            ids = _draw_ids(cursor, self.expected)
+            copy_batches(cursor, "case_file", ["id", *(n for n, _ in CASE_COLUMNS), "number"], self._batches(ids),
+                         on_chunk=self._copied)
+        except BaseException as error:  # handed to the caller's thread
+            self.error = error
+
+    def _copied(self, rows: int) -> None:
+        self.copied = rows
+
+    def _batches(self, ids: np.ndarray) -> Iterator[list[Column]]:
+        start = 0
+        while (cases := self.queue.get()) is not _END:
+            if cases is _ABANDON:
+                raise Abandoned("the import was abandoned: nothing of it is kept")
+            day = cases["opened_day"]
+            mine, start = ids[start:start + len(day)], start + len(day)
+            digits = pc.utf8_lpad(pa.array(mine).cast(pa.string()), 6, "0")
+            number = pc.binary_join_element_wise("I", pa.array(day).cast(pa.string()), digits, "")
+            yield [Column("id", "int4", mine), *_columns(cases), Column("number", "text", number)]
+
+    def _put(self, item) -> None:
+        """Queue ``item`` for the COPY thread, waiting while it is busy; its error is raised here."""
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self.thread is None or not self.thread.is_alive():
+                return
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def _stop(self, last) -> None:
+        """Send ``last`` (the end, or abandon) and wait for the COPY thread, telling how far it got."""
+        if self.thread is None:
+            return
+        while self.thread.is_alive():
+            try:
+                self.queue.put(last, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        while self.thread.is_alive():
+            self.thread.join(0.25)
+            if last is _END:
+                self.tell("writing", self.copied / max(self.queued, 1))
+        self.thread = None
+
+    def _finish(self) -> None:
+        clock = time.perf_counter()
+        if self.expected:
+            self._stop(_END)
+            if self.error is not None:
+                raise self.error
+            self.written.inserted = self.copied
+            self.written.seconds["copy (beside routing)"] = round(time.perf_counter() - self.started, 3)
+            clock = self.written.lap("copy, after routing", clock)
+        if self.dropped is not None:
+            self.tell("indexes", 0.0)
+            indexes.rebuild(self.session, self.dropped)
+            self.written.indexes_rebuilt = True
+            clock = self.written.lap("build indexes", clock)
+        if self.written.inserted >= indexes.REBUILD_MIN_ROWS:  # the planner's statistics, for the KPIs that follow
+            self.tell("analyzing", 0.0)
+            self.session.execute(text("ANALYZE case_file"))
+            clock = self.written.lap("analyze", clock)
+        if self.changed:
+            cases = _concat([cases for cases, _ids in self.changed])
+            ids = np.concatenate([ids for _cases, ids in self.changed])
+            self.written.updated = _update(self.session, cases, ids)
+            self.written.unchanged = len(ids) - self.written.updated
+            self.written.lap("update", clock)
+
+    def _undo(self) -> None:
+        self.abandoned = True
+        try:
+            self._stop(_ABANDON)
+        finally:
+            if self.savepoint is not None:
+                self.savepoint.rollback()
 
 
-def _insert(session: Session, cases: dict, rows: np.ndarray | None, progress: Callable[[float], None],
-            written: Written) -> int:
-    """COPY the new cases ``rows`` (None: all) into ``case_file`` with new ids and numbers."""
-    clock = time.perf_counter()
-    day = cases["opened_day"] if rows is None else cases["opened_day"][rows]
-    ids = _draw_ids(session, len(day))
-    digits = pc.utf8_lpad(pa.array(ids).cast(pa.string()), 6, "0")
-    number = pc.binary_join_element_wise("I", pa.array(day).cast(pa.string()), digits, "")
-    columns = [Column("id", "int4", ids), Column("number", "text", number), *_columns(cases, rows)]
-    clock = written.lap("draw ids", clock)
-    count = copy_rows(_cursor(session), "case_file", columns, lambda done: progress(done / len(ids)))
-    written.lap("encode and copy", clock)
-    return count
+def _take(cases: dict, rows: np.ndarray) -> dict:
+    """The cases ``rows`` of the columns ``cases``."""
+    return {name: values.take(pa.array(rows)) if isinstance(values, pa.Array) else values[rows]
+            for name, values in cases.items() if not name.startswith("_")}
+
+
+def _concat(chunks: list[dict]) -> dict:
+    """The columns of ``chunks`` end to end (Arrow where every chunk has Arrow, else numpy)."""
+    def joined(parts: list):
+        if all(isinstance(part, pa.Array) for part in parts) and len({part.type for part in parts}) == 1:
+            return pa.concat_arrays(parts)
+        return np.concatenate([part.to_numpy(zero_copy_only=False) if isinstance(part, pa.Array) else part
+                               for part in parts])
+
+    return {name: joined([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+
+def _columns(cases: dict) -> list[Column]:
+    """The :data:`CASE_COLUMNS` of ``cases``."""
+    return [Column(name, kind, (cases["lon"], cases["lat"], STORAGE_SRID) if kind == "point" else cases[name])
+            for name, kind in CASE_COLUMNS]
 
 
 def _cursor(session: Session):
@@ -142,24 +299,25 @@ def _cursor(session: Session):
     return session.connection().connection.driver_connection.cursor()
 
 
-def _draw_ids(session: Session, count: int) -> np.ndarray:
+def _draw_ids(cursor, count: int) -> np.ndarray:
     """``count`` new case ids from the table's sequence (native cases draw theirs from it too). Drawn in
     one statement they are usually one run, which two numbers describe; when another session drew some
-    meanwhile, they are listed."""
+    meanwhile, they are listed. Ids of rows the routing engine rejects afterwards stay unused."""
     draw = f"SELECT nextval('case_file_id_seq') AS id FROM generate_series(1, {int(count)})"
-    low, high = session.execute(text(f"SELECT min(id), max(id) FROM ({draw}) drawn")).one()
+    low, high = cursor.execute(f"SELECT min(id), max(id) FROM ({draw}) drawn").fetchone()
     if high - low + 1 == count:
         return np.arange(low, high + 1, dtype=np.int64)
-    listed = session.execute(text(f"SELECT string_agg(id::text, ',') FROM ({draw}) drawn")).scalar_one()
+    listed = cursor.execute(f"SELECT string_agg(id::text, ',') FROM ({draw}) drawn").fetchone()[0]
     return np.sort(np.array(listed.split(","), dtype=np.int64))
 
 
-def _update(session: Session, cases: dict, rows: np.ndarray, ids: np.ndarray) -> int:
+def _update(session: Session, cases: dict, ids: np.ndarray) -> int:
+    """Update the known cases ``ids`` from ``cases`` where their data differ and nobody worked on them since."""
     names = [name for name, _kind in CASE_COLUMNS]
     # the columns' types without their constraints (a staged row has no number)
     session.execute(text(f"CREATE TEMP TABLE {STAGE} ON COMMIT DROP AS SELECT id, {', '.join(names)} "
                          "FROM case_file WITH NO DATA"))
-    copy_rows(_cursor(session), STAGE, [Column("id", "int4", ids), *_columns(cases, rows)])
+    copy_rows(_cursor(session), STAGE, [Column("id", "int4", ids), *_columns(cases)])
     updated = session.execute(text(
         f"UPDATE case_file t SET ({', '.join(names)}) = ({', '.join('s.' + c for c in names)}), "
         f"version = t.version + 1, updated_at = now() FROM {STAGE} s WHERE t.id = s.id "
@@ -167,48 +325,3 @@ def _update(session: Session, cases: dict, rows: np.ndarray, ids: np.ndarray) ->
         "AND NOT EXISTS (SELECT 1 FROM case_event e WHERE e.case_id = t.id)")).rowcount
     session.execute(text(f"DROP TABLE {STAGE}"))
     return updated
-
-
-def _should_rebuild(session: Session, count: int) -> bool:
-    existing = session.execute(text("SELECT greatest(reltuples, 0) FROM pg_class "
-                                    "WHERE oid = 'case_file'::regclass")).scalar()
-    return count >= REBUILD_MIN_ROWS and count >= (existing or 0) / 2
-
-
-def _drop_indexes(session: Session, written: Written) -> list[str] | None:
-    """Drop ``case_file``'s indexes that back no constraint; return how to create them again (None when the
-    table is busy: then they stay and are kept up to date row by row)."""
-    savepoint = session.begin_nested()
-    try:
-        previous = session.execute(text("SHOW lock_timeout")).scalar_one()
-        session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        session.execute(text("LOCK TABLE case_file IN ACCESS EXCLUSIVE MODE"))
-        session.execute(text("SELECT set_config('lock_timeout', :value, true)"), {"value": previous})
-    except OperationalError:
-        savepoint.rollback()
-        written.notes.append(f"case_file is in use (no lock within {LOCK_TIMEOUT}): its indexes were kept up "
-                             "to date row by row instead of rebuilt")
-        return None
-    savepoint.commit()
-    found = session.execute(text("""
-        SELECT i.indexname, i.indexdef FROM pg_indexes i
-        WHERE i.schemaname = current_schema() AND i.tablename = 'case_file'
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = to_regclass(quote_ident(i.indexname)))
-        ORDER BY i.indexname""")).all()
-    for name, _definition in found:
-        session.execute(text(f'DROP INDEX "{name}"'))
-    return [_create_statement(session, name, definition) for name, definition in found]
-
-
-def _create_statement(session: Session, name: str, deparsed: str) -> str:
-    """How to create index ``name`` again: as the model declares it (the migrations made it from the same
-    words), else as PostgreSQL prints it — which may word a predicate differently each time."""
-    for index in CaseFile.__table__.indexes:
-        if index.name == name:
-            return str(CreateIndex(index).compile(dialect=session.get_bind().dialect))
-    return deparsed
-
-
-def _rebuild(session: Session, definitions: list[str]) -> None:
-    for definition in definitions:
-        session.execute(text(definition))
