@@ -72,3 +72,28 @@ def test_rules_match_and_departments(client):
     assert client.get("/api/v1/rules/match", params={"case_type": "event", "class_code": "12"}).status_code == 422
     departments = client.get("/api/v1/departments").json()
     assert {"SZ", "HW", "JD-630010"} <= {d["code"] for d in departments}
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_without_a_ping_per_request(engine, demo_reports):
+    from sqlalchemy import text
+
+    from gridmap.db.engine import make_engine
+
+    pooled = make_engine(engine.url.render_as_string(hide_password=False), connections=1)
+    pings, ping = [], pooled.dialect.do_ping
+    pooled.dialect.do_ping = lambda connection: pings.append(1) or ping(connection)
+    try:
+        with pooled.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        for _ in range(3):  # healthy: taken as it is, without a round trip
+            with pooled.connect() as conn:
+                assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == first
+        assert pings == []
+        with engine.connect() as other:  # another client ends the pooled connection's backend
+            assert other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first}).scalar_one()
+        with pooled.connect() as conn:  # noticed when taken from the pool, and replaced
+            assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() != first
+        assert pings == [1]
+    finally:
+        pooled.dispose()
+
