@@ -261,3 +261,36 @@ def test_batch_input_with_case_type_and_picked_component_keeps_one_column_each(s
     assert out["component_id"].iloc[0] == lamp and pd.isna(out["component_id"].iloc[1])
     assert list(out["case_type"]) == ["component", "event"]
     out.to_file(tmp_path / "decided.gpkg")
+
+
+def test_the_single_path_reads_in_one_statement_what_the_batch_path_reads(session):
+    """Near one fix, one round trip gives the same columns, values and projected geometries as the whole
+    layers (also when a layer has nothing near: far outside the city), and the reference tables' stamp."""
+    from gridmap.routing.layers import Reference, layers_near, load_layers
+
+    lamp, lon, lat = session.execute(text(
+        "SELECT code, ST_X(geom), ST_Y(geom) FROM component WHERE class_code = '0203' ORDER BY code LIMIT 1")).one()
+    statements = []
+    connection = session.connection().connection.driver_connection  # the single path's statement goes there
+    execute = connection.execute
+    connection.execute = lambda *args, **kwargs: statements.append(args[0]) or execute(*args, **kwargs)
+    try:
+        ref, near = layers_near(session=session, lon=lon, lat=lat, radius_m=60, class_code="0203", component_id=lamp)
+        _, nothing = layers_near(session=session, lon=120.0, lat=23.0, radius_m=60, class_code="0203", component_id=None)
+    finally:
+        del connection.execute
+    assert len(statements) == 2 and ref is Reference.current(session)
+    whole = load_layers(session=session, metric=ref.metric, class_codes=["0203"])
+    for name in ("grids", "roads", "components"):
+        found, every = getattr(near, name), getattr(whole, name)
+        assert list(found) == list(every.columns) == list(getattr(nothing, name)), name
+        assert len(found["code"]) > 0 and len(getattr(nothing, name)["code"]) == 0, name
+        rows = every.set_index("code").loc[found["code"]].reset_index()
+        for column in found:
+            expected = list(rows[column])
+            if column == "geom":
+                assert all(shapely.equals_exact(a, b, 1e-9) for a, b in zip(found[column], expected)), name
+            else:
+                assert [None if pd.isna(v) else v for v in found[column]] == \
+                       [None if pd.isna(v) else v for v in expected], (name, column)
+    assert lamp in near.components["code"]

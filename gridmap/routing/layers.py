@@ -1,9 +1,10 @@
 """What a decision is made from: unit grids, roads, components and the reference tables.
 
-The batch path loads whole layers once; the single path loads only what lies near the fix, with one
-indexed query per layer. Both hand :class:`Layers` (the same columns: DataFrames for the batch, lists
-for the few features near one fix) to :mod:`gridmap.routing.decide`, so both reach the same answer by
-the same code.
+The batch path loads whole layers once; the single path loads only what lies near the fix, every
+layer and the reference tables' stamp in one round trip (an indexed search per layer, each layer's rows
+as one JSON text). Both hand :class:`Layers` (the same columns: DataFrames for the batch, lists for the
+few features near one fix) to :mod:`gridmap.routing.decide`, so both reach the same answer by the same
+code.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
+import orjson
 import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
@@ -20,6 +22,7 @@ from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from gridmap.crs import transformer
+from gridmap.db.engine import driver_connection
 from gridmap.departments.service import load_rules
 
 GRID_SQL = """
@@ -42,24 +45,34 @@ FROM component p LEFT JOIN department mt ON mt.id = p.maintainer_department_id
 LEFT JOIN department ow ON ow.id = p.owner_department_id WHERE p.status <> '移除' {where}"""
 
 # what the reference tables look like now: one cheap query instead of reloading them for every decision
-STAMP_SQL = """
-SELECT (SELECT metric_srid FROM city), (SELECT max(updated_at) FROM city),
-       (SELECT (max(updated_at), count(*))::text FROM responsibility_rule),
-       (SELECT (max(updated_at), count(*))::text FROM department),
-       (SELECT (max(updated_at), count(*))::text FROM component_class),
-       (SELECT (max(updated_at), count(*))::text FROM event_class)"""
+STAMP_COLUMNS = (
+    "(SELECT metric_srid FROM city)", "(SELECT max(updated_at) FROM city)",
+    "(SELECT (max(updated_at), count(*))::text FROM responsibility_rule)",
+    "(SELECT (max(updated_at), count(*))::text FROM department)",
+    "(SELECT (max(updated_at), count(*))::text FROM component_class)",
+    "(SELECT (max(updated_at), count(*))::text FROM event_class)")
+STAMP_SQL = "SELECT " + ", ".join(STAMP_COLUMNS)
 _CACHE: dict = {}  # database URL → (stamp, Reference)
 
-NEAR = "AND {alias}.geom && ST_Expand(ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :degrees)"
-_COMPONENTS_NEAR = "AND ((p.class_code = :cls " + NEAR.format(alias="p") + "){picked})"
-# the single path's statements, made once: building a text() clause costs as much as running it
-_NEAR_SQL = {
-    "grids": text(GRID_SQL.format(where=NEAR.format(alias="g"))),
-    "roads": text(ROAD_SQL.format(where=NEAR.format(alias="r"))),
-    "components": text(COMPONENT_SQL.format(where=_COMPONENTS_NEAR.format(picked=""))),
-    "components_or_picked": text(COMPONENT_SQL.format(where=_COMPONENTS_NEAR.format(picked=" OR p.code = :picked"))),
-}
-_STAMP = text(STAMP_SQL)
+# the single path's search around the fix, in the driver's SQL (see driver_connection)
+NEAR = "AND {alias}.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %(degrees)s)"
+_COMPONENTS_NEAR = "AND ((p.class_code = %(cls)s " + NEAR.format(alias="p") + "){picked})"
+
+
+def _as_json(sql: str) -> str:
+    """The rows of ``sql`` as one JSON text (an array of objects; bytea as ``"\\x…"`` hex)."""
+    return f"(SELECT coalesce(json_agg(t), '[]')::text FROM ({sql}) t)"
+
+
+def _near_sql(picked: str) -> str:
+    """The single path's one statement: the stamp, then the grids, roads and components near the fix."""
+    layers = (GRID_SQL.format(where=NEAR.format(alias="g")), ROAD_SQL.format(where=NEAR.format(alias="r")),
+              COMPONENT_SQL.format(where=_COMPONENTS_NEAR.format(picked=picked)))
+    return "SELECT " + ", ".join([*STAMP_COLUMNS, *map(_as_json, layers)])
+
+
+_NEAR_SQL = {False: _near_sql(""), True: _near_sql(" OR p.code = %(picked)s")}  # by whether a component is picked
+_STAMP = text(STAMP_SQL)  # made once: building a text() clause costs as much as running it
 
 
 #: a layer's columns by name: a DataFrame, or (near one fix, where pandas would cost more than the
@@ -111,12 +124,14 @@ class Reference:
         return transformer(4326, self.metric)
 
     @classmethod
-    def current(cls, session: Session) -> Reference:
+    def current(cls, session: Session, stamp: tuple | None = None) -> Reference:
         """The reference tables, reused while none of them (nor the city's CRS) has changed.
 
-        The stamp is read on every call, inside the caller's transaction, so that a rule or class it has
-        just changed (committed or not) is seen at once; it costs a fraction of a millisecond."""
-        stamp = tuple(session.execute(_STAMP).one())
+        The stamp (:data:`STAMP_COLUMNS`) is read on every call, inside the caller's transaction, so that a
+        rule or class it has just changed (committed or not) is seen at once; it costs a fraction of a
+        millisecond. ``stamp`` is that row if the caller has just read it (:func:`layers_near` does)."""
+        if stamp is None:
+            stamp = tuple(session.execute(_STAMP).one())
         database = session.get_bind().engine.url
         cached = _CACHE.get(database)
         if cached is None or cached[0] != stamp:
@@ -169,14 +184,29 @@ def load_layers(*, session: Session, metric: CRS, class_codes: list[str] | None 
     return Layers(*(pd.DataFrame(columns) for columns in layers))
 
 
-def layers_near(*, session: Session, to_metric: Transformer, lon: float, lat: float, radius_m: float,
-                class_code: str | None, component_id: str | None) -> Layers:
-    """The features within ``radius_m`` of one fix (a bounding box a little larger), and the picked component;
-    ``to_metric`` projects WGS84 to the metric CRS (:attr:`Reference.to_metric`)."""
+def layers_near(*, session: Session, lon: float, lat: float, radius_m: float, class_code: str | None,
+                component_id: str | None) -> tuple[Reference, Layers]:
+    """The reference tables (:meth:`Reference.current`) and the features within ``radius_m`` of one fix (a
+    bounding box a little larger), with the picked component: one round trip to the database."""
     degrees = radius_m / (111_320.0 * max(np.cos(np.radians(lat)), 0.01)) * 1.1 + 1e-6
-    params = {"lon": lon, "lat": lat, "degrees": degrees}
-    return Layers(*_project([
-        _columns(session, _NEAR_SQL["grids"], params),
-        _columns(session, _NEAR_SQL["roads"], params),
-        _columns(session, _NEAR_SQL["components_or_picked" if component_id else "components"],
-                 {**params, "cls": class_code or "", "picked": component_id})], to_metric))
+    params = {"lon": lon, "lat": lat, "degrees": degrees, "cls": class_code or "", "picked": component_id}
+    row = driver_connection(session).execute(_NEAR_SQL[component_id is not None], params).fetchone()
+    stamp, found = tuple(row[:len(STAMP_COLUMNS)]), row[len(STAMP_COLUMNS):]
+    ref = Reference.current(session, stamp)
+    return ref, Layers(*_project([_from_json(rows, names) for rows, names in zip(found, _NAMES)], ref.to_metric))
+
+
+def _from_json(rows: str, names: tuple[str, ...]) -> dict[str, list]:
+    """A layer's JSON rows (:func:`_as_json`) as columns, the geometries as WKB bytes (GEOS reads bytes several
+    times faster than hex)."""
+    records = orjson.loads(rows)
+    columns = {name: [record[name] for record in records] for name in names}
+    columns["wkb"] = [bytes.fromhex(blob[2:]) for blob in columns["wkb"]]  # "\\x0103…"
+    return columns
+
+
+#: the columns of GRID_SQL, ROAD_SQL and COMPONENT_SQL (a layer near a fix may have no rows to name them)
+_NAMES = (("code", "duty_grid", "community", "street", "district", "district_id", "street_id", "area_class",
+           "grid_department", "wkb"),
+          ("code", "name", "grade", "maintenance", "cleaning", "wkb"),
+          ("code", "class_code", "version", "name", "maintainer", "owner", "wkb"))

@@ -1,7 +1,7 @@
 """Assign reports to grid, road, component and department: one at a time against PostGIS, or in bulk.
 
-Both paths normalise the coordinates, gather candidates (the single path with a few indexed queries
-around the fix, the batch path from whole layers loaded once) and call the same
+Both paths normalise the coordinates, gather candidates (the single path with one statement searching
+each layer around the fix, the batch path from whole layers loaded once) and call the same
 :func:`gridmap.routing.decide.decide`, so they give the same answer.
 """
 
@@ -28,6 +28,16 @@ CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the 
 ACCURACY_ERROR = "accuracy must be a number of metres, 0 or more"
 
 
+def _prefixed(code: str) -> bool:
+    return len(code) == 5 and code[0] in CASE_PREFIX and code.isdigit()
+
+
+def minor_class(raw) -> str:
+    """The 4-digit class of a class code (``20102`` → ``0102``), as :func:`case_type_of` reads it."""
+    code = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+    return code[1:] if _prefixed(code) else code
+
+
 def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tuple[str | None, str, str | None]:
     """(case type, 4-digit class, error) of one report; the type is inferred when not given.
 
@@ -36,7 +46,7 @@ def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tupl
     """
     code = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
     case_type = None if given is None or (isinstance(given, float) and np.isnan(given)) else given
-    if len(code) == 5 and code[0] in CASE_PREFIX and code.isdigit():
+    if _prefixed(code):
         case_type, code = case_type or CASE_PREFIX[code[0]], code[1:]
     in_component, in_event = code in known["component"], code in known["event"]
     if case_type is None:
@@ -73,6 +83,22 @@ def prepare(frame, ref: Reference) -> dict[str, np.ndarray]:
     x, y = ref.to_metric.transform(np.asarray(frame["lon"], dtype=float), np.asarray(frame["lat"], dtype=float))
     return {"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float), "accuracy": accuracy,
             "case_type": case_type, "class_code": code, "component_id": picked, "input_error": error}
+
+
+def prepare_one(lon: float, lat: float, accuracy: float | None, class_code, case_type, component_id,
+                ref: Reference) -> dict[str, np.ndarray]:
+    """:func:`prepare` for one report (a valid accuracy), the same arrays without pandas: for one row its fixed
+    cost would be most of the work."""
+    kind, code, error = case_type_of(class_code, case_type, component_id is not None, ref.known)
+    x, y = ref.to_metric.transform(np.array([lon], dtype=float), np.array([lat], dtype=float))
+
+    def one(value) -> np.ndarray:
+        column = np.empty(1, dtype=object)
+        column[0] = value
+        return column
+    return {"x": np.asarray(x, dtype=float), "y": np.asarray(y, dtype=float),
+            "accuracy": np.array([np.nan if accuracy is None else accuracy], dtype=float), "case_type": one(kind),
+            "class_code": one(code), "component_id": one(component_id), "input_error": one(error)}
 
 
 def classify(frame, ref: Reference, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -112,14 +138,13 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
         raise BadReport(str(error)) from None
     if accuracy is not None and not 0 <= accuracy < np.inf:
         raise BadReport(ACCURACY_ERROR)
-    ref = Reference.current(session)
-    prepared = prepare({"lon": [lon], "lat": [lat], "accuracy": [accuracy], "class": [class_code],
-                        "case_type": [case_type], "component_id": [component_id]}, ref)
+    radius = max(accuracy or 0.0, MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M)
+    # the reference tables' stamp comes with the layers (one round trip); the class is checked against them after
+    ref, layers = layers_near(session=session, lon=lon, lat=lat, radius_m=radius, class_code=minor_class(class_code),
+                              component_id=component_id)
+    prepared = prepare_one(lon, lat, accuracy, class_code, case_type, component_id, ref)
     if prepared["input_error"][0]:
         raise UnknownClass(prepared["input_error"][0])
-    radius = max(accuracy or 0.0, MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M)
-    layers = layers_near(session=session, to_metric=ref.to_metric, lon=lon, lat=lat, radius_m=radius,
-                         class_code=prepared["class_code"][0], component_id=component_id)
     decided = decide_columns(prepared, layers, ref)
     result = {name: plain(values[0].as_py() if isinstance(values, pa.Array) else values[0])
               for name, values in decided.items()}
