@@ -208,3 +208,16 @@ def test_photo_file_refuses_unknown_hashes(tmp_path):
         with pytest.raises(PhotoNotFound, match="no (photo|thumbnail) is stored"):
             photo_file(tmp_path, unknown, thumbnail=thumbnail)
     assert photo_file(tmp_path, stored.sha256)[1] == "image/jpeg"
+
+
+def test_a_big_jpeg_is_decoded_small_for_its_thumbnail_yet_checked_to_the_end(tmp_path):
+    noisy = Image.effect_noise((1600, 1200), 60).convert("RGB")
+    data = encode(noisy, "JPEG", exif_with(orientation=8))
+    stored = store_photo(data, directory=tmp_path / "whole")
+    assert (stored.width, stored.height) == (1200, 1600)  # the size in the file, upright, not the decoded one
+    with Image.open(photo_file(tmp_path / "whole", stored.sha256, thumbnail=True)[0]) as thumbnail:
+        assert thumbnail.size == (240, 320)
+    for cut in (len(data) // 2, len(data) - 200):
+        with pytest.raises(PhotoRejected, match="looks like a JPEG but cannot be decoded"):
+            store_photo(data[:cut], directory=tmp_path / "cut", filename="cut.jpg")
+    assert not (tmp_path / "cut").exists()
