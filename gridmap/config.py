@@ -49,6 +49,8 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=2, ge=1, le=64, description="server processes (one socket each, the kernel "
+                         "spreads the connections): Python runs one request at a time per process")
     concurrency: int = Field(default=12, ge=1, le=64, description="requests worked on at once per process "
                              "(threads, and database connections kept open); more wait their turn")
 

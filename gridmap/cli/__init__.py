@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Annotated
 
 import typer
@@ -41,16 +43,18 @@ app.command("kpi")(kpi_command)
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="server processes (default 2; "
+                                                "GRIDMAP_WORKERS)")] = None,
 ) -> None:
-    """Serve the API (OpenAPI page at /docs)."""
-    import uvicorn
-
+    """Serve the API (OpenAPI page at /docs) with a few worker processes until Ctrl-C."""
     settings = load_settings()
-    host, port = host or settings.api.host, port or settings.api.port
+    host, port, workers = host or settings.api.host, port or settings.api.port, workers or settings.api.workers
     console.print(f"gridmap at http://{host}:{port}/  (API docs: http://{host}:{port}/docs; "
                   f"inspector's report page: http://{host}:{port}/report)")
-    # The app lives in api/, outside the library: uvicorn imports it by name.
-    uvicorn.run("api.main:app_from_environment", factory=True, host=host, port=port)
+    # The server lives in api/, outside the library: run it as its own program (api.serve) in this process.
+    argv = [sys.executable, "-m", "api.serve", "--host", host, "--port", str(port), "--workers", str(workers)]
+    sys.stdout.flush()
+    os.execv(sys.executable, argv)
 
 
 if __name__ == "__main__":
