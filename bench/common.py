@@ -1,8 +1,9 @@
-"""What the benchmarks share: serving the app in a subprocess on a free loopback port, and dropping a
-private database afterwards."""
+"""What the benchmarks share: serving the app in a subprocess on a free loopback port, a lean HTTP/1.1
+client to load it with, and dropping a private database afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
@@ -14,23 +15,6 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-# uvicorn --workers N binds its socket with proto 0, so asyncio never sets TCP_NODELAY on accepted
-# connections and each keep-alive response after the first waits ~40 ms for the client's delayed ACK
-# (Kludex/uvicorn#3149). --tcp-nodelay starts uvicorn through this launcher, whose listener passes
-# TCP_NODELAY on to every accepted connection: what a fixed uvicorn (or a proxy in front) would give.
-NODELAY_LAUNCHER = """
-import socket, sys
-import uvicorn.config
-from uvicorn.main import main
-bind = uvicorn.config.Config.bind_socket
-def bind_socket(self):
-    sock = bind(self)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock
-uvicorn.config.Config.bind_socket = bind_socket
-if __name__ == "__main__":
-    sys.exit(main())
-"""
 
 
 def free_port() -> int:
@@ -39,14 +23,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log_path: Path, env: dict[str, str] | None = None, workers: int = 1,
-                 nodelay: bool = False) -> tuple[subprocess.Popen, str]:
-    """Start uvicorn with ``workers`` processes (environment ``env`` added to ours) on a free loopback port;
-    return it and its URL once /api/v1/health answers."""
+def start_server(log_path: Path, env: dict[str, str] | None = None,
+                 workers: int = 1) -> tuple[subprocess.Popen, str]:
+    """Serve the app as it is deployed (:mod:`api.serve`: ``workers`` uvicorn processes, a SO_REUSEPORT socket
+    each, TCP_NODELAY) with environment ``env`` added to ours, on a free loopback port; return the server and
+    its URL once /api/v1/health answers."""
     port = free_port()
-    argv = [sys.executable, *(["-c", NODELAY_LAUNCHER] if nodelay else ["-m", "uvicorn"]),
-            "api.main:app_from_environment", "--factory", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--no-access-log"]
+    argv = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with open(log_path, "wb") as log:
         server = subprocess.Popen(argv, cwd=ROOT, env=os.environ | (env or {}), stdout=log,
                                   stderr=subprocess.STDOUT, start_new_session=True)
@@ -54,15 +37,18 @@ def start_server(log_path: Path, env: dict[str, str] | None = None, workers: int
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {server.returncode}:\n{tail(log_path)}")
+            raise RuntimeError(f"the server exited with {server.returncode}:\n{tail(log_path)}")
         try:
-            if httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
+            # every worker started (each has its share of the connections waiting for it), and answering
+            started = log_path.read_text(errors="replace").count("Application startup complete") >= workers
+            if started and httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
                 return server, base_url
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
     stop_server(server)
-    raise RuntimeError(f"uvicorn did not answer /api/v1/health within 60 s:\n{tail(log_path)}")
+    raise RuntimeError(f"the server did not start {workers} workers answering /api/v1/health within 60 s:\n"
+                       f"{tail(log_path)}")
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -88,3 +74,70 @@ def drop_database(url: str) -> None:
                          dbname="postgres", autocommit=True) as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (target.database,))
         conn.execute(f'DROP DATABASE IF EXISTS "{target.database}"')
+
+
+class HttpError(Exception):
+    """No usable HTTP answer: the connection failed, closed, timed out or sent something unreadable."""
+
+
+class KeepAlive:
+    """One HTTP/1.1 keep-alive connection, a request at a time, as lean as a load generator must be: on the
+    same cores as the server, a full client (httpx: ≈ 2 ms of CPU a request) would take much of the CPU
+    the server is measured on. Requests go out as prepared bytes; answers are read by their status line,
+    ``Content-Length`` (or chunks) and body. A connection that failed is opened again for the next request."""
+
+    def __init__(self, host: str, port: int, timeout: float):
+        self.host, self.port, self.timeout = host, port, timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    @classmethod
+    def to(cls, base_url: str, timeout: float) -> KeepAlive:
+        host, port = base_url.removeprefix("http://").split(":")
+        return cls(host, int(port), timeout)
+
+    def head(self, method: str, path: str, headers: dict[str, str], length: int) -> bytes:
+        """The request line and headers, ready to send before a body of ``length`` bytes."""
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", *(f"{k}: {v}" for k, v in headers.items()),
+                 f"Content-Length: {length}", "", ""]
+        return "\r\n".join(lines).encode("latin-1")
+
+    async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        """Send a request (:meth:`head` and ``body``); return the answer's status and body."""
+        try:
+            return await asyncio.wait_for(self._exchange(head + body), self.timeout)
+        except (OSError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, asyncio.TimeoutError,
+                ValueError, HttpError) as error:
+            self.close()
+            raise HttpError(f"{type(error).__name__}: {error}") from None
+
+    async def _exchange(self, data: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        self.writer.write(data)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, _, fields = head.partition(b"\r\n")
+        if not status_line.startswith(b"HTTP/1.1 "):
+            raise HttpError(f"not an HTTP/1.1 answer: {status_line[:80]!r}")
+        status = int(status_line[9:12])
+        headers = dict(line.split(b":", 1) for line in fields.lower().split(b"\r\n") if b":" in line)
+        if headers.get(b"transfer-encoding", b"").strip() == b"chunked":
+            body = await self._chunks()
+        else:
+            body = await self.reader.readexactly(int(headers.get(b"content-length", b"0")))
+        if headers.get(b"connection", b"").strip() == b"close":
+            self.close()
+        return status, body
+
+    async def _chunks(self) -> bytes:
+        parts = []
+        while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            parts.append(await self.reader.readexactly(size))
+            await self.reader.readexactly(2)
+        await self.reader.readuntil(b"\r\n")  # no trailers are expected: the empty line
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None

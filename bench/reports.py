@@ -3,17 +3,23 @@ inspectors from a separate process, then checked case by case in the database.
 
 Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 2]`` after
 ``make setup``. It creates a private database with the demo city (≈30 s; ``--keep`` keeps it and
-``--database-url`` reuses it), starts ``uvicorn --workers`` on a free port, and lets each inspector
-log in and send reports back to back; ``--rate R`` paces them to R requests/s in all instead, with
-latency counted from the scheduled send so that a server falling behind is not hidden. Back to back,
-mean latency is inspectors / throughput (Little's law): 32 inspectors meet p99 ≤ 50 ms only above
-≈640 reports/s, so ``--rate 300`` is the direct test of the target.
+``--database-url`` reuses it), serves the app as deployed (``python -m api.serve --workers N``: uvicorn
+processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each inspector log in
+and send reports back to back over a keep-alive connection of their own; ``--rate R`` paces them to R
+requests/s in all instead, with latency counted from the scheduled send so that a server falling behind
+is not hidden. Back to back, mean latency is inspectors / throughput (Little's law): 32 inspectors meet
+p99 ≤ 50 ms only above ≈640 reports/s, so ``--rate 300`` is the direct test of the target.
+
+The load generator shares the machine's cores with the server and PostgreSQL, so it is lean: prepared
+request bytes on asyncio streams (uvloop when installed), answers read by status line, Content-Length
+and JSON body (``common.KeepAlive``) — a tenth of httpx's CPU per request. Every answer is still checked.
 
 A share of reports carries a photo (a ≈30 KB JPEG made unique per report), a share are retries of
 acknowledged reports (same key and body: must answer 200, ``replayed``, the same case). After the
-warm-up it measures sustained reports/s (201s per second) and p50/p95/p99 latency, resends once what
-got no answer (as a phone's offline queue would), and checks in SQL that every acknowledged case exists
-exactly once and nothing else was filed. Target: ≥ 300 reports/s with p99 ≤ 50 ms.
+warm-up it measures sustained reports/s (201s per second), p50/p95/p99 latency and where the CPU went
+(server workers, PostgreSQL, load generator, the rest; read from /proc), resends once what got no answer
+(as a phone's offline queue would), and checks in SQL that every acknowledged case exists exactly once
+and nothing else was filed. Target: ≥ 300 reports/s with p99 ≤ 50 ms.
 """
 
 from __future__ import annotations
@@ -34,10 +40,11 @@ from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlencode
 
-import httpx
 import numpy as np
-from common import drop_database, start_server, stop_server, tail
+import orjson
+from common import HttpError, KeepAlive, drop_database, start_server, stop_server, tail
 
 TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
 CENTRAL_TAIPEI = (121.505, 25.030, 121.525, 25.050)  # lon/lat box well inside the demo city's grids
@@ -60,6 +67,7 @@ class Plan:
     retry_share: float
     rate: float  # requests/s in all; 0 = back to back
     seed: int
+    watched: tuple[int, ...] = ()  # the server's worker processes, whose CPU time is counted
 
 
 @dataclass
@@ -128,23 +136,23 @@ def new_report(load: Load, inspector: int, seq: int) -> Sent:
     return Sent(str(uuid.uuid4()), description, body, content_type)
 
 
-async def send(client: httpx.AsyncClient, load: Load, sent: Sent, token: str, kind: str, scheduled: float) -> None:
+async def send(client: KeepAlive, load: Load, sent: Sent, token: str, kind: str, scheduled: float) -> None:
     """Send one report request and record what came back."""
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": sent.content_type, "Idempotency-Key": sent.key}
+    head = client.head("POST", "/api/v1/reports", {"Authorization": f"Bearer {token}", "Content-Type": sent.content_type,
+                                                   "Idempotency-Key": sent.key}, len(sent.body))
     began = time.perf_counter()
     number, replayed, status_text = None, None, None
     try:
-        response = await client.post("/api/v1/reports", content=sent.body, headers=headers)
-        status = response.status_code
+        status, body = await client.request(head, sent.body)
         if status in (200, 201):
-            answer = response.json()
+            answer = orjson.loads(body)
             number, replayed, status_text = answer["number"], answer["replayed"], answer["status"]
         elif len(load.samples[status]) < 3:
-            load.samples[status].append(response.text[:600])
-    except httpx.HTTPError as error:
+            load.samples[status].append(body[:600].decode(errors="replace"))
+    except HttpError as error:
         status = IN_DOUBT
         if len(load.samples[status]) < 3:
-            load.samples[status].append(repr(error))
+            load.samples[status].append(str(error))
     done = time.perf_counter()
     expected = sent.number if kind == "retry" else None
     load.records.append((kind, began - load.t0, done - load.t0, done - scheduled, status, sent.key, number,
@@ -156,8 +164,9 @@ async def send(client: httpx.AsyncClient, load: Load, sent: Sent, token: str, ki
         load.in_doubt.append(sent)
 
 
-async def inspector(client: httpx.AsyncClient, load: Load, n: int, token: str, end: float) -> None:
-    """One inspector: reports (and now and then a retry of an acknowledged one) until ``end``."""
+async def inspector(client: KeepAlive, load: Load, n: int, token: str, end: float) -> None:
+    """One inspector (with a connection of their own): reports, and now and then a retry of an acknowledged
+    one, until ``end``."""
     plan, seq = load.plan, 0
     interval = plan.inspectors / plan.rate if plan.rate else 0.0
     next_at = load.t0 + n * interval / plan.inspectors
@@ -176,30 +185,68 @@ async def inspector(client: httpx.AsyncClient, load: Load, n: int, token: str, e
             seq += 1
 
 
-async def log_in(client: httpx.AsyncClient) -> str:
-    response = await client.post("/api/v1/auth/token", data=INSPECTOR_LOGIN)
-    response.raise_for_status()
-    return response.json()["access_token"]
+async def log_in(client: KeepAlive) -> str:
+    body = urlencode(INSPECTOR_LOGIN).encode()
+    status, answer = await client.request(client.head(
+        "POST", "/api/v1/auth/token", {"Content-Type": "application/x-www-form-urlencoded"}, len(body)), body)
+    if status != 200:
+        raise RuntimeError(f"log-in failed with {status}: {answer[:300]!r}")
+    return orjson.loads(answer)["access_token"]
 
 
 async def run_load(plan: Plan) -> dict:
     load = Load(plan, make_photo(), random.Random(plan.seed))
-    limits = httpx.Limits(max_connections=plan.inspectors, max_keepalive_connections=plan.inspectors)
-    async with httpx.AsyncClient(base_url=plan.base_url, limits=limits, timeout=REQUEST_TIMEOUT) as client:
-        tokens = await asyncio.gather(*(log_in(client) for _ in range(plan.inspectors)))
-        load.t0 = time.perf_counter()
-        end = load.t0 + plan.warmup + plan.seconds
-        await asyncio.wait_for(asyncio.gather(*(inspector(client, load, n, t, end) for n, t in enumerate(tokens))),
-                               timeout=plan.warmup + plan.seconds + 2 * REQUEST_TIMEOUT)
-        for sent in load.in_doubt:  # the phone's offline queue: same key, same body, once
-            await send(client, load, sent, tokens[0], "resend", time.perf_counter())
+    clients = [KeepAlive.to(plan.base_url, REQUEST_TIMEOUT) for _ in range(plan.inspectors)]
+    tokens = await asyncio.gather(*map(log_in, clients))
+    load.t0 = time.perf_counter()
+    end = load.t0 + plan.warmup + plan.seconds
+    window: dict = {}  # the CPU every process spends in the measured window, read from /proc at its ends
+    loop = asyncio.get_running_loop()
+    loop.call_at(loop.time() + plan.warmup, lambda: window.update(start=cpu_times(plan.watched)))
+    loop.call_at(loop.time() + plan.warmup + plan.seconds, lambda: window.update(end=cpu_times(plan.watched)))
+    await asyncio.wait_for(asyncio.gather(*(inspector(c, load, n, t, end) for n, (c, t) in enumerate(zip(clients, tokens)))),
+                           timeout=plan.warmup + plan.seconds + 2 * REQUEST_TIMEOUT)
+    for sent in load.in_doubt:  # the phone's offline queue: same key, same body, once
+        await send(clients[0], load, sent, tokens[0], "resend", time.perf_counter())
+    for client in clients:
+        client.close()
     return {"records": load.records, "samples": dict(load.samples), "photo_bytes": len(load.photo),
-            "acked": [(s.key, s.description, s.number) for s in load.acked]}
+            "acked": [(s.key, s.description, s.number) for s in load.acked],
+            "cpu": {"start": window.get("start"), "end": window.get("end")}}
 
 
 def drive(plan: Plan) -> dict:
-    """Entry point of the load-generator process."""
-    return asyncio.run(run_load(plan))
+    """Entry point of the load-generator process (on uvloop, when installed: less CPU for the same load)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run_load(plan))
+    return uvloop.run(run_load(plan))
+
+
+def cpu_times(workers: tuple[int, ...]) -> dict:
+    """CPU seconds used so far (from /proc) by every process (pid → command, seconds), with the server's
+    ``workers`` and this load generator named as such, and by the machine (busy and stolen, all CPUs)."""
+    tick, mine = os.sysconf("SC_CLK_TCK"), os.getpid()
+    processes = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            head, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
+        except OSError:
+            continue  # gone meanwhile
+        fields, name = rest.split(), head.partition("(")[2]
+        name = ("server worker" if int(pid) in workers else "load generator" if int(pid) == mine
+                else "postgres" if name in ("postgres", "postmaster") else name)
+        processes[pid] = (name, (int(fields[11]) + int(fields[12])) / tick)
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
+    return {"processes": processes, "busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick,
+            "all": (user + nice + system + idle + iowait + irq + softirq + steal) / tick}
+
+
+def server_workers(server_pid: int) -> tuple[int, ...]:
+    """The worker processes of the server (:mod:`api.serve` spawns them)."""
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
+    return tuple(int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes())
 
 
 # --------------------------------------------------------------------------- database and server (parent)
@@ -241,16 +288,6 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
     return url, created
 
 
-
-
-
-
-
-
-
-
-
-
 # --------------------------------------------------------------------------- figures and verification
 
 def summarise(result: dict, args: argparse.Namespace) -> bool:
@@ -279,10 +316,39 @@ def summarise(result: dict, args: argparse.Namespace) -> bool:
     for status, bodies in sorted(result["samples"].items()):
         for body in bodies:
             print(f"  sample {status}: {body}")
+    cpu_report(result["cpu"], len(window), args.seconds)
     met = rate >= TARGET_RATE and p99 <= TARGET_P99_MS
     print(f"target (≥ {TARGET_RATE:.0f}/s, p99 ≤ {TARGET_P99_MS:.0f} ms): {'met' if met else 'NOT met'} "
           f"({rate / TARGET_RATE:.2f} × the rate, p99 {p99 / TARGET_P99_MS:.2f} × the limit)")
     return met
+
+
+def cpu_report(cpu: dict, answered: int, seconds: float) -> None:
+    """Where the machine's CPU went in the measured window, per request answered in it: the server's
+    workers, PostgreSQL, the load generator, and whatever else ran (the kernel's own work included)."""
+    start, end = cpu["start"], cpu["end"]
+    if not (start and end and answered):
+        return
+    used: dict[str, float] = defaultdict(float)
+    workers = []
+    for pid, (name, seconds_used) in end["processes"].items():
+        spent = seconds_used - start["processes"].get(pid, (name, 0.0))[1]  # a process started meanwhile: all of it
+        used[name] += spent
+        if name == "server worker":
+            workers.append(spent)
+    busy, steal, capacity = (end[k] - start[k] for k in ("busy", "steal", "all"))
+    named = sum(used.values())
+    others = sorted(((v, k) for k, v in used.items() if k not in ("server worker", "postgres", "load generator")),
+                    reverse=True)
+
+    def ms(value: float) -> str:
+        return f"{1000 * value / answered:.2f}"
+    print(f"CPU (measured window)   : {busy / seconds:.2f} of {capacity / seconds:.1f} CPUs busy, {steal / seconds:.2f} "
+          f"stolen; ms per answered request: server {ms(used['server worker'])} (workers "
+          f"{' + '.join(ms(w) for w in workers)}), postgres {ms(used['postgres'])}, load generator "
+          f"{ms(used['load generator'])}, other processes {ms(sum(v for v, _ in others))}"
+          + "".join(f" ({k} {ms(v)})" for v, k in others[:3] if 1000 * v / answered >= 0.05)
+          + f", rest (kernel, processes gone meanwhile, rounding) {ms(busy - named)}")
 
 
 def verify(url: str, result: dict, run_id: str) -> list[str]:
@@ -328,7 +394,18 @@ def machine() -> str:
     model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("model name")), platform.processor())
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"nproc {usable} ({os.cpu_count()} CPUs, {model}); Python {platform.python_version()}"
+    return (f"nproc {usable} ({os.cpu_count()} CPUs, {model}); Python {platform.python_version()}; "
+            f"speed {speed():.0f} ms (a fixed Python loop, best of 5: on a shared VM it drifts; compare runs by it)")
+
+
+def speed() -> float:
+    """Milliseconds of CPU for a fixed loop of Python arithmetic (lower is faster)."""
+    def once() -> float:
+        started, total = time.thread_time(), 0
+        for i in range(1_000_000):
+            total += i * i
+        return time.thread_time() - started
+    return 1000 * min(once() for _ in range(5))
 
 
 def arguments() -> argparse.Namespace:
@@ -341,8 +418,6 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--photo-share", type=float, default=0.1)
     parser.add_argument("--retry-share", type=float, default=0.02)
     parser.add_argument("--seed", type=int, help="of the points, classes and photos (default: random)")
-    parser.add_argument("--tcp-nodelay", action="store_true",
-                        help="start uvicorn with TCP_NODELAY on its connections (works around uvicorn#3149)")
     parser.add_argument("--database-url", help="a database with the demo city loaded (default: a fresh copy)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database and the server's log")
     args = parser.parse_args()
@@ -351,22 +426,31 @@ def arguments() -> argparse.Namespace:
     return args
 
 
+def server_stack() -> str:
+    """The event loop and HTTP parser uvicorn picks (``auto``): uvloop and httptools if installed."""
+    import importlib.util
+
+    loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+    return f"{loop} + {'httptools' if importlib.util.find_spec('httptools') else 'h11'}"
+
+
 def describe(args: argparse.Namespace, run_id: str) -> str:
     pace = f"{args.rate:g} requests/s" if args.rate else "back to back"
-    return (f"server  : uvicorn --workers {args.workers}{' (TCP_NODELAY)' * args.tcp_nodelay}; load: "
+    return (f"server  : python -m api.serve --workers {args.workers} (uvicorn, {server_stack()}, a SO_REUSEPORT "
+            f"socket per worker, TCP_NODELAY); load: "
             f"{args.inspectors} inspectors, {pace}, {args.seconds:g} s measured after {args.warmup:g} s warm-up; "
             f"photos {args.photo_share:.0%}, retries {args.retry_share:.0%}; run {run_id}")
 
 
 def bench(args: argparse.Namespace, url: str, tmp: Path, run_id: str) -> bool:
     """Serve, load, summarise and verify; return whether the verification passed."""
-    log_path = tmp / "uvicorn.log"
+    log_path = tmp / "server.log"
     seed = args.seed if args.seed is not None else int(run_id, 16)  # new places each run: no merges into old runs
     server, base_url = start_server(log_path, {"GRIDMAP_DATABASE_URL": url, "GRIDMAP_PHOTO_DIR": str(tmp / "photos")},
-                                    args.workers, args.tcp_nodelay)
+                                    args.workers)
     try:
         plan = Plan(base_url, run_id, args.inspectors, args.warmup, args.seconds, args.photo_share,
-                    args.retry_share, args.rate, seed)
+                    args.retry_share, args.rate, seed, server_workers(server.pid))
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             result = pool.submit(drive, plan).result()
     except BaseException:
