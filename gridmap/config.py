@@ -51,7 +51,10 @@ class ApiSettings(BaseSettings):
     port: int = 8000
     workers: int = Field(default=2, ge=1, le=64, description="server processes (one socket each, the kernel "
                          "spreads the connections): Python runs one request at a time per process")
-    concurrency: int = Field(default=12, ge=1, le=64, description="requests worked on at once per process "
+    # A few are enough to keep a process busy while some wait on the database; more only fight over the
+    # interpreter lock: measured with bench/reports.py on 2 cores, 2 workers × 4 answer 250 reports/s,
+    # 2 × 12 only 165 (≈ 40 % more CPU per report).
+    concurrency: int = Field(default=4, ge=1, le=64, description="requests worked on at once per process "
                              "(threads, and database connections kept open); more wait their turn")
 
 
