@@ -179,7 +179,7 @@ def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, ac
                         reasons: Reasons):
     """The disposal time limit (amount, unit) of each fix; fixes too inaccurate for their kind of case are flagged.
     ``kinds``: the fixes grouped by case type and class (:func:`distinct_rows`)."""
-    area = pd.Categorical.from_codes(grids.codes_at("area_class", grid), categories=grids.encoded("area_class")[1])
+    area = grids.codes_at("area_class", grid), grids.encoded("area_class")[1]
     amount, unit, road_bound = time_limits(case_type, class_code, area, ref, kinds)
     first, inverse = kinds
     kind = ["component" if case_type[p] == "component" else "road_event" if road_bound[p] else "event" for p in first]

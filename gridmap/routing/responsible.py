@@ -98,13 +98,15 @@ def rule_chain(place: dict, known: dict[str, bool], ref: Reference) -> list[dict
 def time_limits(case_type, class_code, area_class, ref: Reference,
                 kinds: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The disposal limit of each fix's class for its grid's area class (B where the grid is unknown),
-    its unit, and whether the class is road-bound. ``kinds``: the fixes grouped by case type and class
-    (:func:`distinct_rows`), when known."""
+    its unit, and whether the class is road-bound. ``area_class``: per fix its grid's area class, or already
+    encoded as (per fix an index into the distinct values or -1, the distinct values). ``kinds``: the fixes
+    grouped by case type and class (:func:`distinct_rows`), when known."""
     first, inverse = kinds or distinct_rows(case_type, class_code)
     found = [ref.limits.get((case_type[p], class_code[p])) for p in first]
     limits = np.array([f[:3] if f else [np.nan] * 3 for f in found], dtype=float).reshape(-1, 3)[inverse]
     unit = np.array([f[3] if f else None for f in found], dtype=object)[inverse]
     road_bound = np.array([bool(f[4]) if f else False for f in found], dtype=bool)[inverse]
-    codes, areas = pd.factorize(area_class)  # a few area classes: compared once each, not once per fix
+    # a few area classes: compared once each, not once per fix
+    codes, areas = area_class if isinstance(area_class, tuple) else pd.factorize(area_class)
     column = np.array([{"A": 0, "C": 2}.get(area, 1) for area in areas] + [1], dtype=np.int64)[codes]
     return limits[np.arange(len(column)), column], unit, road_bound
