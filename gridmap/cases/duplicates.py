@@ -5,25 +5,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.cases.policy import DUPLICATE_WINDOW, SAME_REPORT_RADIUS_M, SAME_REPORT_WINDOW, duplicate_radius
+from gridmap.db.engine import driver_connection
 
 # searched before the new case is inserted (it goes in with its event in one statement), around its point;
 # the box test (degrees, generous) lets the spatial index cut the search; the geography test is exact
-NEAR_OPEN_CASES = text("""
+NEAR_OPEN_CASES = """
 SELECT c.id, c.number, c.status, c.reporter_id, c.reported_at,
        round(ST_Distance(c.geom::geography, n.geom::geography)::numeric, 1)::float AS distance_m
-FROM case_file c, (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS geom) n
-WHERE c.class_code = :class_code
+FROM case_file c, (SELECT ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326) AS geom) n
+WHERE c.class_code = %(class_code)s
   AND c.status NOT IN ('closed', 'rejected', 'voided', 'merged')
-  AND c.reported_at >= :since
-  AND c.geom && ST_Expand(n.geom, :radius_m / 90000.0)
-  AND ST_DWithin(c.geom::geography, n.geom::geography, :radius_m)
+  AND c.reported_at >= %(since)s
+  AND c.geom && ST_Expand(n.geom, %(radius_m)s / 90000.0)
+  AND ST_DWithin(c.geom::geography, n.geom::geography, %(radius_m)s)
 ORDER BY distance_m, c.reported_at DESC
 LIMIT 5
-""")
+"""
 
 
 def find_duplicates(session: Session, *, lon: float, lat: float, class_code: str, reporter_id: int | None,
@@ -33,9 +33,10 @@ def find_duplicates(session: Session, *, lon: float, lat: float, class_code: str
     a few metres, minutes ago), if any."""
     params = {"lon": lon, "lat": lat, "class_code": class_code, "since": now - DUPLICATE_WINDOW,
               "radius_m": duplicate_radius(class_code)}
-    rows = session.connection().execute(NEAR_OPEN_CASES, params).all()
-    proposals = [{"number": r.number, "status": r.status, "distance_m": r.distance_m,
-                  "reported_at": r.reported_at.isoformat()} for r in rows]
-    repeat = next(((r.id, r.number) for r in rows if reporter_id is not None and r.reporter_id == reporter_id
-                   and r.distance_m <= SAME_REPORT_RADIUS_M and r.reported_at >= now - SAME_REPORT_WINDOW), None)
+    rows = driver_connection(session).execute(NEAR_OPEN_CASES, params).fetchall()
+    proposals = [{"number": number, "status": status, "distance_m": distance, "reported_at": at.isoformat()}
+                 for _, number, status, _, at, distance in rows]
+    repeat = next(((id_, number) for id_, number, _, reporter, at, distance in rows
+                   if reporter_id is not None and reporter == reporter_id and distance <= SAME_REPORT_RADIUS_M
+                   and at >= now - SAME_REPORT_WINDOW), None)
     return proposals, repeat
