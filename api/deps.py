@@ -38,8 +38,11 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
                 await to_thread.run_sync(work.__exit__, type(error), error, error.__traceback__,
                                          limiter=state.session_ends)
             raise
-        with CancelScope(shield=True):
-            await to_thread.run_sync(work.__exit__, None, None, None, limiter=state.session_ends)  # commit
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            with CancelScope(shield=True):
+                await to_thread.run_sync(work.__exit__, None, None, None, limiter=state.session_ends)  # commit
+        else:  # committed by the route (in its own trip through the thread pool), or never used: no I/O left
+            work.__exit__(None, None, None)
 
 
 #: committed before the response goes out: a client told 201 can count on the case being there
@@ -62,12 +65,19 @@ SESSION_COOKIE = "gridmap_session"
 def get_user(request: Request, session: SessionDep, token: Annotated[str | None, Depends(oauth2)]) -> CurrentUser:
     if not token and request.method in ("GET", "HEAD"):
         token = request.cookies.get(SESSION_COOKIE)
+    return authenticate(session, token)
+
+
+def authenticate(session: Session, token: str | None) -> CurrentUser:
+    """The user of a bearer token (a database query: call it in a worker thread)."""
     if not token:
         raise NotAuthenticated("log in first: POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'")
     return user_for_token(session=session, token=token)
 
 
 UserDep = Annotated[CurrentUser, Depends(get_user)]
+#: the bearer token alone, for a route that checks it in its own trip through the thread pool (authenticate)
+TokenDep = Annotated[str | None, Depends(oauth2)]
 
 
 def get_page_user(request: Request, session: SessionDep) -> CurrentUser | None:

@@ -201,6 +201,11 @@ def test_the_session_cookie_reads_but_never_acts(client, tokens):
     assert client.get("/api/v1/cases", headers=jar).status_code == 200
     assert client.post("/api/v1/cases/hotline", headers=jar, json={"lon": 121.516, "lat": 25.044,
                                                                     "class_code": "20102"}).status_code == 401
+    inspector = client.post("/api/v1/auth/token", data={"username": "demo-inspector", "password": "inspector-demo"})
+    client.cookies.clear()
+    report = send(client, {"Cookie": f"gridmap_session={inspector.cookies.get('gridmap_session')}"})
+    assert report.status_code == 401 and "log in first" in report.json()["detail"]
+    assert send(client, {"Authorization": "Bearer not-a-token"}).status_code == 401
     bearer = {"Authorization": f"Bearer {reply.json()['access_token']}"}
     assert client.post("/api/v1/auth/logout", headers=bearer).status_code == 204
     assert client.get("/api/v1/cases", headers=bearer).status_code == 401
