@@ -91,7 +91,7 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
     """Decide every row of ``points`` (columns ``x``/``y`` in the metric CRS, ``accuracy``, ``case_type``,
     ``class_code``, ``component_id``, optional ``input_error`` for rows not to decide); return the
     :data:`OUTPUT` columns plus ``error`` for rejected rows (whose decision columns are empty)."""
-    tables = Table(layers.grids), Table(layers.roads), Table(layers.components)
+    tables = layers.tables
     n = len(points["x"])
     if n <= PIECE:
         return as_frame(_decide(points, tables, ref))
@@ -111,7 +111,7 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
 def decide_columns(points: dict[str, np.ndarray], layers: Layers, ref: Reference) -> dict[str, np.ndarray | pa.Array]:
     """:func:`decide`, the same steps, with the columns given and returned as arrays (the text ones Arrow's):
     for one fix, building DataFrames in and out would cost several times the decision itself."""
-    return _decide(points, (Table(layers.grids), Table(layers.roads), Table(layers.components)), ref)
+    return _decide(points, layers.tables, ref)
 
 
 def as_frame(columns: dict[str, np.ndarray | pa.Array]) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from gridmap.crs import transformer
 from gridmap.db.engine import driver_connection
 from gridmap.departments.service import load_rules
+from gridmap.routing.table import Table
 
 GRID_SQL = """
 SELECT g.code, dg.code AS duty_grid, c.code AS community, s.code AS street, d.code AS district,
@@ -87,6 +88,13 @@ class Layers:
     grids: Columns
     roads: Columns
     components: Columns
+
+    @cached_property
+    def tables(self):
+        """The layers as :class:`gridmap.routing.table.Table` (grids, roads, components), with the layer-wide
+        work they cache (indexes, encoded columns): kept as long as the layers, so that deciding several
+        batches on the same layers (the historical import, a chunk at a time) does it once."""
+        return Table(self.grids), Table(self.roads), Table(self.components)
 
 
 @dataclass
