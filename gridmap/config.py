@@ -49,12 +49,15 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8000
-    workers: int = Field(default=2, ge=1, le=64, description="server processes (one socket each, the kernel "
-                         "spreads the connections): Python runs one request at a time per process")
-    # A few are enough to keep a process busy while some wait on the database; more only fight over the
-    # interpreter lock: measured with bench/reports.py on 2 cores, 2 workers × 4 answer 250 reports/s,
-    # 2 × 12 only 165 (≈ 40 % more CPU per report).
-    concurrency: int = Field(default=4, ge=1, le=64, description="requests worked on at once per process "
+    # Python runs one request at a time per process, and the kernel spreads connections over the workers'
+    # sockets without regard to their load: a few small processes keep both cores busy where two big ones
+    # leave one idle whenever it drew the busier connections. More threads than that only fight over the
+    # interpreter lock. Measured with bench/reports.py on 2 cores: 2 workers × 12 answered 165 reports/s
+    # back to back, 2 × 4 ≈ 270; at a steady 250/s, 2 × 4 fell behind (one worker saturated, the other
+    # idle half the time), 4 × 2 kept up; at 200/s, 4 × 2 answered with p99 41 ms.
+    workers: int = Field(default=4, ge=1, le=64, description="server processes (one socket each, the kernel "
+                         "spreads the connections)")
+    concurrency: int = Field(default=2, ge=1, le=64, description="requests worked on at once per process "
                              "(threads, and database connections kept open); more wait their turn")
 
 
