@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import time
+from pathlib import Path
 
 import uvicorn
 
@@ -78,6 +79,13 @@ def serve(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 2, app: s
         if process.is_alive():
             process.kill()
     return status
+
+
+def worker_pids(server_pid: int) -> list[int]:
+    """The worker processes of a running :func:`serve` (not multiprocessing's resource tracker), from /proc."""
+    children = [int(child) for task in Path(f"/proc/{server_pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
 #: a worker that exits sooner than this after its start failed to start

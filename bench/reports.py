@@ -44,6 +44,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 import orjson
+from api.serve import worker_pids
 from common import HttpError, KeepAlive, drop_database, start_server, stop_server, tail
 
 TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
@@ -241,12 +242,6 @@ def cpu_times(workers: tuple[int, ...]) -> dict:
     user, nice, system, idle, iowait, irq, softirq, steal = map(int, Path("/proc/stat").read_text().split()[1:9])
     return {"processes": processes, "busy": (user + nice + system + irq + softirq) / tick, "steal": steal / tick,
             "all": (user + nice + system + idle + iowait + irq + softirq + steal) / tick}
-
-
-def server_workers(server_pid: int) -> tuple[int, ...]:
-    """The worker processes of the server (:mod:`api.serve` spawns them)."""
-    children = Path(f"/proc/{server_pid}/task/{server_pid}/children").read_text().split()
-    return tuple(int(pid) for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes())
 
 
 # --------------------------------------------------------------------------- database and server (parent)
@@ -454,7 +449,7 @@ def bench(args: argparse.Namespace, url: str, tmp: Path, run_id: str) -> bool:
                                     args.workers)
     try:
         plan = Plan(base_url, run_id, args.inspectors, args.warmup, args.seconds, args.photo_share,
-                    args.retry_share, args.rate, seed, server_workers(server.pid))
+                    args.retry_share, args.rate, seed, tuple(worker_pids(server.pid)))
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             result = pool.submit(drive, plan).result()
     except BaseException:

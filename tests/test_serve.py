@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from api.serve import listen
+from api.serve import listen, worker_pids
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,13 +19,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def workers(pid: int) -> list[int]:
-    """The worker processes started by ``pid`` (not multiprocessing's resource tracker)."""
-    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
-                for child in (task / "children").read_text().split()]
-    return [child for child in children if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
 def test_gridmap_serve_runs_its_workers_and_stops_them_on_ctrl_c(db_url, demo_reports, tmp_path):
@@ -44,7 +37,7 @@ def test_gridmap_serve_runs_its_workers_and_stops_them_on_ctrl_c(db_url, demo_re
                 time.sleep(0.3)
         assert server.poll() is None, server.stdout.read()
         assert health.status_code == 200 and health.json()["status"] == "ok", health.text
-        assert len(workers(server.pid)) == 2  # the command became the supervisor of two workers
+        assert len(worker_pids(server.pid)) == 2  # the command became the supervisor of two workers
     finally:
         os.killpg(server.pid, signal.SIGINT)  # Ctrl-C in the terminal reaches the whole group
         output = server.communicate(timeout=60)[0]

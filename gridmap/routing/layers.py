@@ -18,7 +18,7 @@ import orjson
 import pandas as pd
 import shapely
 from pyproj import CRS, Transformer
-from sqlalchemy import TextClause, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.crs import transformer
@@ -162,9 +162,9 @@ class Reference:
         return cls(rules=rules, street_offices=offices, classes=classes, metric=metric)
 
 
-def _columns(session: Session, sql: str | TextClause, params: dict) -> dict[str, list]:
+def _columns(session: Session, sql: str, params: dict) -> dict[str, list]:
     """The query's columns as lists (the geometries as ``wkb``, see :func:`_project`)."""
-    result = session.execute(text(sql) if isinstance(sql, str) else sql, params)
+    result = session.execute(text(sql), params)
     names, rows = list(result.keys()), result.all()
     return dict(zip(names, map(list, zip(*rows)))) if rows else {name: [] for name in names}
 

@@ -32,9 +32,14 @@ def _prefixed(code: str) -> bool:
     return len(code) == 5 and code[0] in CASE_PREFIX and code.isdigit()
 
 
+def _text(raw) -> str:
+    """A class code as given (None or NaN: empty), without surrounding blanks."""
+    return "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+
+
 def minor_class(raw) -> str:
     """The 4-digit class of a class code (``20102`` → ``0102``), as :func:`case_type_of` reads it."""
-    code = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+    code = _text(raw)
     return code[1:] if _prefixed(code) else code
 
 
@@ -44,7 +49,7 @@ def case_type_of(raw, given, has_pick: bool, known: dict[str, set[str]]) -> tupl
     ``10118`` / ``20102`` carry the type as a prefix (1 component, 2 event); a picked component makes a
     component case; otherwise a class code found in one catalogue only decides.
     """
-    code = "" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw).strip()
+    code = _text(raw)
     case_type = None if given is None or (isinstance(given, float) and np.isnan(given)) else given
     if _prefixed(code):
         case_type, code = case_type or CASE_PREFIX[code[0]], code[1:]
