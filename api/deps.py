@@ -9,6 +9,7 @@ from typing import Annotated
 from anyio import CancelScope, CapacityLimiter, Semaphore, to_thread
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from sqlalchemy.orm import Session
 
 from gridmap.config import Settings
@@ -25,10 +26,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     # each side would wait for the other until the pool times out. A slot per session, taken on the event
     # loop before any of that and as many as the threads, keeps them from waiting on each other.
     state = request.app.state
-    if getattr(state, "session_slots", None) is None:
-        state.session_slots = Semaphore(state.settings.api.concurrency)
-        state.session_ends = CapacityLimiter(state.settings.api.concurrency)  # never waits for a route's thread
-    async with state.session_slots:
+    async with session_slot(state):
         work = unit_of_work(state.session_factory)
         session = work.__enter__()  # no I/O yet (the connection is taken at the first query): no thread needed
         try:
@@ -43,6 +41,14 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
                 await to_thread.run_sync(work.__exit__, None, None, None, limiter=state.session_ends)  # commit
         else:  # committed by the route (in its own trip through the thread pool), or never used: no I/O left
             work.__exit__(None, None, None)
+
+
+def session_slot(state) -> Semaphore:
+    """The slot a request takes before it first uses a session (see :func:`get_session`)."""
+    if getattr(state, "session_slots", None) is None:
+        state.session_slots = Semaphore(state.settings.api.concurrency)
+        state.session_ends = CapacityLimiter(state.settings.api.concurrency)  # never waits for a route's thread
+    return state.session_slots
 
 
 #: committed before the response goes out: a client told 201 can count on the case being there
@@ -68,6 +74,12 @@ def get_user(request: Request, session: SessionDep, token: Annotated[str | None,
     return authenticate(session, token)
 
 
+def bearer_token(request: Request) -> str | None:
+    """The request's bearer token (``Authorization: Bearer …``), as the ``oauth2`` dependency reads it."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    return token if scheme.lower() == "bearer" else None
+
+
 def authenticate(session: Session, token: str | None) -> CurrentUser:
     """The user of a bearer token (a database query: call it in a worker thread)."""
     if not token:
@@ -76,8 +88,6 @@ def authenticate(session: Session, token: str | None) -> CurrentUser:
 
 
 UserDep = Annotated[CurrentUser, Depends(get_user)]
-#: the bearer token alone, for a route that checks it in its own trip through the thread pool (authenticate)
-TokenDep = Annotated[str | None, Depends(oauth2)]
 
 
 def get_page_user(request: Request, session: SessionDep) -> CurrentUser | None:
