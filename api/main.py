@@ -35,10 +35,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
+    # routes are matched in order, one by one: the reports (the busiest by far) are looked at first
+    app.include_router(reports.router, prefix="/api/v1")
     app.include_router(site.router)
     app.include_router(pages.router)
     app.include_router(tiles.router)
-    for module in (auth, layers, catalogue, departments, routing, reports, cases, kpi):
+    for module in (auth, layers, catalogue, departments, routing, cases, kpi):
         app.include_router(module.router, prefix="/api/v1")
     mount_assets(app)
 
