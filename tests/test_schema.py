@@ -63,3 +63,12 @@ def test_gauss_kruger_zone_rule():
     assert gauss_kruger_epsg(121.4) == 4549
     with pytest.raises(ValueError):
         gauss_kruger_epsg(10.0)
+
+
+def test_the_embedded_cluster_makes_a_commit_durable_before_it_returns(session):
+    """A report the API acknowledged (201) survives a crash of the machine: the embedded cluster waits for
+    the commit's WAL to reach the disk (a server given by GRIDMAP_DATABASE_URL is its operator's to set)."""
+    import os
+
+    setting = session.execute(text("SHOW synchronous_commit")).scalar()
+    assert setting == "on" or os.environ.get("GRIDMAP_DATABASE_URL"), setting
