@@ -130,6 +130,7 @@ def test_a_retry_returns_the_original_case_and_a_reused_key_is_refused(client, t
     ({}, [("x.jpg", b"this is not a photo at all")], None, 422, "not a JPEG, PNG, WebP or HEIC"),
     ({}, [("big.jpg", jpeg((1200, 1200)) + b"\0" * 300_000)], None, 413, "MB"),
     ({}, (), "short", 422, "Idempotency-Key"),
+    ({"photos": "see the attachment"}, (), None, 422, "photos must be files"),
 ])
 def test_bad_reports_are_refused_with_a_reason(client, tokens, fields, photos, key, status, words):
     fields = {k: v for k, v in fields.items() if v is not None} | \
