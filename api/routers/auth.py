@@ -23,9 +23,13 @@ class Token(BaseModel):
 
 
 @router.post("/auth/token")
-def log_in(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, response: Response) -> Token:
-    """Exchange a user name and password for a bearer token (also set as the pages' session cookie)."""
-    token, user = issue_token(session=session, name=form.username, password=form.password)
+def log_in(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: SessionDep, request: Request,
+           response: Response) -> Token:
+    """Exchange a user name and password for a bearer token (also set as the pages' session cookie).
+
+    Too many failed log-ins for a name, or from one address, are answered 429 for a while (Retry-After)."""
+    token, user = issue_token(session=session, name=form.username, password=form.password,
+                              client=request.client.host if request.client else None)
     lifetime = int(TOKEN_LIFETIME.total_seconds())
     response.set_cookie(SESSION_COOKIE, token, max_age=lifetime, httponly=True, samesite="strict")
     return Token(access_token=token, expires_in=lifetime, role=user.role, name=user.name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, DateTime, ForeignKey, String, Text, func, true
+from sqlalchemy import BigInteger, Boolean, CheckConstraint, DateTime, ForeignKey, Index, String, Text, func, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmap.db.base import Base, Timestamped
@@ -45,3 +45,17 @@ class ApiToken(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class LoginFailure(Base):
+    """A failed log-in (wrong name or password): a user name, or a client address, that collects too many of
+    them in a while is refused for a while (:func:`gridmap.users.service.issue_token`)."""
+
+    __tablename__ = "login_failure"
+    __table_args__ = (Index("ix_login_failure_name_at", "user_name", "at"),
+                      Index("ix_login_failure_client_at", "client", "at"))
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    user_name: Mapped[str] = mapped_column(Text)
+    client: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

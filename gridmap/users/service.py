@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -19,12 +20,15 @@ from sqlalchemy.orm import Session
 from gridmap.db.engine import driver_connection
 from gridmap.departments.models import Department
 from gridmap.territory.models import Inspector
-from gridmap.users.exceptions import BadUser, NotAuthenticated
-from gridmap.users.models import ROLES, ApiToken, AppUser
+from gridmap.users.exceptions import BadUser, NotAuthenticated, TooManyAttempts
+from gridmap.users.models import ROLES, ApiToken, AppUser, LoginFailure
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 TOKEN_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD = 8
+#: failed log-ins allowed within the window, per user name and per client address (a shared office
+#: address sees the mistakes of many people)
+FAILURE_WINDOW, FAILURES_PER_NAME, FAILURES_PER_CLIENT = timedelta(minutes=15), 5, 30
 
 
 @dataclass(frozen=True)
@@ -90,19 +94,44 @@ def _id_of(session: Session, model, code: str, what: str) -> int:
     return found
 
 
-def issue_token(*, session: Session, name: str, password: str) -> tuple[str, AppUser]:
-    """Check ``name``/``password`` and return a new bearer token with the user."""
+def issue_token(*, session: Session, name: str, password: str, client: str | None = None) -> tuple[str, AppUser]:
+    """Check ``name``/``password`` and return a new bearer token with the user.
+
+    Guessing is slowed down: after :data:`FAILURES_PER_NAME` failed log-ins for a user name (or
+    :data:`FAILURES_PER_CLIENT` from one ``client`` address) within :data:`FAILURE_WINDOW`, further attempts
+    are refused (:class:`TooManyAttempts`, saying when to try again) without looking at the password,
+    until the oldest of them is that old. A failure is committed before it is reported, so that it counts
+    although the request fails; a success forgets the name's failures."""
+    now = datetime.now(timezone.utc)
+    _check_attempts(session, name, client, now)
     user = session.scalar(select(AppUser).where(AppUser.name == name, AppUser.active))
     # hash even for an unknown name, so the answer takes as long either way
     stored = user.password_hash if user is not None else hash_password("not a real password")
     if not password_matches(password, stored) or user is None:
+        session.add(LoginFailure(user_name=name, client=client, at=now))
+        session.commit()
         raise NotAuthenticated("wrong user name or password")
+    session.execute(delete(LoginFailure).where(LoginFailure.user_name == name))
     token = secrets.token_urlsafe(32)
-    now = datetime.now(timezone.utc)
     session.execute(delete(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at < now))
     session.add(ApiToken(token_hash=_digest(token), user_id=user.id, expires_at=now + TOKEN_LIFETIME))
     session.flush()
     return token, user
+
+
+def _check_attempts(session: Session, name: str, client: str | None, now: datetime) -> None:
+    """Refuse a log-in while the name, or the client address, has too many recent failures."""
+    since = now - FAILURE_WINDOW
+    for column, value, limit, what in ((LoginFailure.user_name, name, FAILURES_PER_NAME, f"user {name!r}"),
+                                       (LoginFailure.client, client, FAILURES_PER_CLIENT, f"address {client}")):
+        if value is None:
+            continue
+        recent = session.scalars(select(LoginFailure.at).where(column == value, LoginFailure.at > since)
+                                 .order_by(LoginFailure.at.desc()).limit(limit)).all()
+        if len(recent) >= limit:  # free again once the limit-th most recent failure has left the window
+            wait = max(1, math.ceil((recent[-1] + FAILURE_WINDOW - now).total_seconds()))
+            raise TooManyAttempts(f"too many failed log-ins for {what}: try again in {math.ceil(wait / 60)} "
+                                  f"minute(s), or ask an administrator to check the account", wait)
 
 
 # The user as the services need them (CurrentUser's fields, in order). Every request asks this by token:
