@@ -40,4 +40,5 @@ async def _photo_rejected(_request: Request, error: PhotoRejected) -> JSONRespon
 
 
 async def _too_many_attempts(_request: Request, error: TooManyAttempts) -> JSONResponse:
-    return JSONResponse(status_code=429, content={"detail": str(error)}, headers={"Retry-After": str(error.retry_after)})
+    return JSONResponse(status_code=429, content={"detail": str(error)},
+                        headers={"Retry-After": str(error.retry_after)})

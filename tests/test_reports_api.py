@@ -85,29 +85,31 @@ def test_log_in_and_who_am_i(client, tokens):
 def test_guessing_passwords_is_slowed_down(client, api_url):
     """Five failed log-ins for a name lock it for the rest of 15 minutes (even with the right password; other
     users log in as before); a success forgets the failures. Thirty from one address lock that address."""
-    log_in = client.post
+    def log_in(name: str, password: str, through=client):
+        return through.post("/api/v1/auth/token", data={"username": name, "password": password})
+
     engine = create_engine(api_url)
     with Session(engine) as session:
         create_user(session=session, name="guessed", role="analyst", password="right-password")
         session.commit()
     for _ in range(5):
-        assert log_in("/api/v1/auth/token", data={"username": "guessed", "password": "wrong-guess"}).status_code == 401
-    locked = log_in("/api/v1/auth/token", data={"username": "guessed", "password": "right-password"})
+        assert log_in("guessed", "wrong-guess").status_code == 401
+    locked = log_in("guessed", "right-password")
     assert locked.status_code == 429 and "too many failed log-ins for user 'guessed'" in locked.json()["detail"]
     assert 0 < int(locked.headers["Retry-After"]) <= 15 * 60
-    assert log_in("/api/v1/auth/token", data={"username": "demo-analyst", "password": "analyst-demo"}).status_code == 200
+    assert log_in("demo-analyst", "analyst-demo").status_code == 200
     with engine.begin() as conn:  # a quarter of an hour later
         conn.execute(text("UPDATE login_failure SET at = at - interval '15 minutes' WHERE user_name = 'guessed'"))
-    assert log_in("/api/v1/auth/token", data={"username": "guessed", "password": "right-password"}).status_code == 200
+    assert log_in("guessed", "right-password").status_code == 200
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM login_failure WHERE user_name = 'guessed'")).scalar() == 0
     engine.dispose()
-    with TestClient(client.app, client=("10.9.8.7", 4000)) as elsewhere:
-        for n in range(30):
-            elsewhere.post("/api/v1/auth/token", data={"username": f"nobody-{n}", "password": "wrong-guess"})
-        refused = elsewhere.post("/api/v1/auth/token", data={"username": "demo-analyst", "password": "analyst-demo"})
-        assert refused.status_code == 429 and "address 10.9.8.7" in refused.json()["detail"]
-    assert log_in("/api/v1/auth/token", data={"username": "demo-analyst", "password": "analyst-demo"}).status_code == 200
+    elsewhere = TestClient(client.app, client=("10.9.8.7", 4000))  # the same app (its lifespan runs already)
+    for n in range(30):
+        log_in(f"nobody-{n}", "wrong-guess", elsewhere)
+    refused = log_in("demo-analyst", "analyst-demo", elsewhere)
+    assert refused.status_code == 429 and "address 10.9.8.7" in refused.json()["detail"]
+    assert log_in("demo-analyst", "analyst-demo").status_code == 200
     client.cookies.clear()  # the log-ins' session cookie: the other tests send their own credentials
 
 
