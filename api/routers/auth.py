@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel
 
-from api.deps import SESSION_COOKIE, SessionDep, UserDep
+from api.deps import SESSION_COOKIE, SessionDep, UserDep, bearer_token
 from gridmap.users.service import TOKEN_LIFETIME, CurrentUser, issue_token, revoke_token
 
 router = APIRouter(tags=["auth"])
@@ -38,7 +38,7 @@ def log_in(form: Annotated[OAuth2PasswordRequestForm, Depends()], session: Sessi
 @router.post("/auth/logout", status_code=204)
 def log_out(session: SessionDep, user: UserDep, request: Request, response: Response) -> None:
     """End this session: the token stops working and the cookie is cleared."""
-    revoke_token(session=session, token=request.headers.get("Authorization", "").removeprefix("Bearer ").strip())
+    revoke_token(session=session, token=bearer_token(request) or "")
     response.delete_cookie(SESSION_COOKIE)
 
 
