@@ -29,6 +29,7 @@ Python, empty steps skipped, Arrow kernels called directly.
 from __future__ import annotations
 
 import os
+import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,7 +50,7 @@ from gridmap.routing.policy import (
     SNAP_RADIUS_M,
 )
 from gridmap.routing.indexes import component_index, grid_bodies, grid_index, layer_work, road_index
-from gridmap.routing.spatial import distances, first_two, point_boxes, ranked, segment_distance, starts
+from gridmap.routing.spatial import distances, first_two, lex_order, point_boxes, ranked, segment_distance, starts
 from gridmap.routing.responsible import departments, role, street_office, time_limits
 from gridmap.routing.table import Table, Vocabulary, distinct_rows
 
@@ -96,16 +97,52 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
     if n <= PIECE:
         return as_frame(_decide(points, tables, ref))
     # cut before the columns become arrays: turning text into Python objects is work for the pool
-    pieces = [points.iloc[a:a + PIECE] if isinstance(points, pd.DataFrame) else
-              {name: np.asarray(values)[a:a + PIECE] for name, values in points.items()}
-              for a in range(0, n, PIECE)]
+    starts = _starts(n)
+    pieces = [points.iloc[a:b] if isinstance(points, pd.DataFrame) else
+              {name: np.asarray(values)[a:b] for name, values in points.items()}
+              for a, b in zip(starts, [*starts[1:], n])]
+    batch = Batch(n, len(pieces))
     with ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2)) as pool:
-        # the layer-wide work first, in two parts; the first piece starts as soon as a thread is free and
+        # the layer-wide work first, in parts; the first piece starts as soon as a thread is free and
         # waits only for what it needs that is not ready yet (Table.cached)
         for work in layer_work(tables):
             pool.submit(work)
-        decided = list(pool.map(lambda piece: as_frame(_decide(piece, tables, ref)), pieces))
-    return pd.concat(decided, ignore_index=True)
+        for done in [pool.submit(lambda k: batch.put(k, starts[k], _decide(pieces[k], tables, ref)), k)
+                     for k in range(len(pieces))]:
+            done.result()
+    return batch.frame()
+
+
+def _starts(n: int) -> list[int]:
+    """Where the pieces of a big batch start: every :data:`PIECE` fixes, but the last two pieces' worth is cut
+    in four, so that the threads run out of work at about the same time (the one that finishes first idles
+    for at most a quarter of a piece's time, not half)."""
+    whole = max(n // PIECE - 2, 0) * PIECE
+    return [*range(0, whole, PIECE), *range(whole, n, -(-(n - whole) // 4))]
+
+
+class Batch:
+    """The columns of a big batch, each piece's written into place by the thread that decided it: copying
+    the object columns holds the interpreter lock, so it is done while the other thread computes, not
+    after the last piece (a frame per piece, concatenated, would copy every column twice)."""
+
+    def __init__(self, n: int, pieces: int):
+        self.n, self.columns, self._lock = n, [None] * pieces, threading.Lock()
+        self.joined: dict = {}
+
+    def put(self, k: int, start: int, columns: dict) -> None:
+        with self._lock:  # the first piece decided makes the columns, of its types
+            if not self.joined:
+                self.joined = {name: None if isinstance(values, pa.Array) else np.empty(self.n, values.dtype)
+                               for name, values in columns.items()}
+        self.columns[k] = {name: values for name, values in columns.items() if isinstance(values, pa.Array)}
+        for name, values in columns.items():
+            if not isinstance(values, pa.Array):
+                self.joined[name][start:start + len(values)] = values
+
+    def frame(self) -> pd.DataFrame:
+        return as_frame({name: pa.chunked_array([piece[name] for piece in self.columns]) if values is None else values
+                         for name, values in self.joined.items()})
 
 
 def decide_columns(points: dict[str, np.ndarray], layers: Layers, ref: Reference) -> dict[str, np.ndarray | pa.Array]:
@@ -114,11 +151,12 @@ def decide_columns(points: dict[str, np.ndarray], layers: Layers, ref: Reference
     return _decide(points, layers.tables, ref)
 
 
-def as_frame(columns: dict[str, np.ndarray | pa.Array]) -> pd.DataFrame:
-    """The columns of :func:`decide_columns` as a DataFrame (text as pandas text, objects as objects)."""
-    return pd.DataFrame({name: values.to_pandas() if isinstance(values, pa.Array) else
-                         pd.Series(values, dtype=object) if values.dtype == object else values
-                         for name, values in columns.items()})
+def as_frame(columns: dict[str, np.ndarray | pa.Array | pa.ChunkedArray]) -> pd.DataFrame:
+    """The columns of :func:`decide_columns` as a DataFrame (text as pandas text, objects as objects), not
+    copied: each column its own block (gathering the columns of a type into one would copy them all)."""
+    return pd.DataFrame({name: values.to_pandas() if isinstance(values, (pa.Array, pa.ChunkedArray)) else
+                         pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
+                         for name, values in columns.items()}, copy=False)
 
 
 def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
@@ -240,7 +278,7 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
         how[p] = len(messages)
         messages.append(f"the fix lies on the shared edge of {sorted(codes)}: the lowest code wins")
     unit_grid = ev.where(chosen >= 0, ev.obj({"code": grids.take_quoted("code", chosen),
-                                              "how": ev.text(messages).take(pa.array(how))}))
+                                              "how": ev.lookup(ev.text(messages), how)}))
     return chosen, {"unit_grid": unit_grid, "others": other_bodies(x, y, accuracy, chosen, to_edge, grids, reasons)}
 
 
@@ -293,7 +331,7 @@ def choose_roads(x, y, roads: Table, reasons: Reasons) -> tuple[np.ndarray, np.n
     keep = distance <= tolerance[feature]
     point, feature, distance = point[keep], feature[keep], distance[keep]
     # one row per (fix, road): its nearest segment
-    order = np.lexsort((distance, feature, point))
+    order = lex_order(point, feature, distance)
     point, feature, distance = point[order], feature[order], distance[order]
     first = starts(point, feature)
     point, feature, distance, rank = ranked(point[first], distance[first], feature[first], roads)

@@ -159,4 +159,4 @@ class Vocabulary:
     def quoted(self, codes: np.ndarray) -> pa.Array:
         """The words at ``codes`` as JSON text, ``null`` for -1 (orjson writes what :func:`ev.text` would)."""
         texts = pa.array([orjson.dumps(word).decode() for word in self.words] + ["null"], pa.string())
-        return texts.take(pa.array(np.where(codes < 0, len(self.words), codes)))
+        return ev.lookup(texts, np.where(codes < 0, len(self.words), codes))
