@@ -29,7 +29,6 @@ Python, empty steps skipped, Arrow kernels called directly.
 from __future__ import annotations
 
 import os
-import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,6 +40,7 @@ import pyarrow.compute as pc
 
 from gridmap.routing import evidence as ev
 from gridmap.routing.layers import Layers, Reference
+from gridmap.routing.pieces import Batch, as_frame, piece_starts
 from gridmap.routing.policy import (
     MAX_ACCURACY_M,
     ON_EDGE_M,
@@ -97,7 +97,7 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
     if n <= PIECE:
         return as_frame(_decide(points, tables, ref))
     # cut before the columns become arrays: turning text into Python objects is work for the pool
-    starts = _starts(n)
+    starts = piece_starts(n, PIECE)
     pieces = [points.iloc[a:b] if isinstance(points, pd.DataFrame) else
               {name: np.asarray(values)[a:b] for name, values in points.items()}
               for a, b in zip(starts, [*starts[1:], n])]
@@ -113,50 +113,10 @@ def decide(points: pd.DataFrame | dict[str, np.ndarray], layers: Layers, ref: Re
     return batch.frame()
 
 
-def _starts(n: int) -> list[int]:
-    """Where the pieces of a big batch start: every :data:`PIECE` fixes, but the last two pieces' worth is cut
-    in four, so that the threads run out of work at about the same time (the one that finishes first idles
-    for at most a quarter of a piece's time, not half)."""
-    whole = max(n // PIECE - 2, 0) * PIECE
-    return [*range(0, whole, PIECE), *range(whole, n, -(-(n - whole) // 4))]
-
-
-class Batch:
-    """The columns of a big batch, each piece's written into place by the thread that decided it: copying
-    the object columns holds the interpreter lock, so it is done while the other thread computes, not
-    after the last piece (a frame per piece, concatenated, would copy every column twice)."""
-
-    def __init__(self, n: int, pieces: int):
-        self.n, self.columns, self._lock = n, [None] * pieces, threading.Lock()
-        self.joined: dict = {}
-
-    def put(self, k: int, start: int, columns: dict) -> None:
-        with self._lock:  # the first piece decided makes the columns, of its types
-            if not self.joined:
-                self.joined = {name: None if isinstance(values, pa.Array) else np.empty(self.n, values.dtype)
-                               for name, values in columns.items()}
-        self.columns[k] = {name: values for name, values in columns.items() if isinstance(values, pa.Array)}
-        for name, values in columns.items():
-            if not isinstance(values, pa.Array):
-                self.joined[name][start:start + len(values)] = values
-
-    def frame(self) -> pd.DataFrame:
-        return as_frame({name: pa.chunked_array([piece[name] for piece in self.columns]) if values is None else values
-                         for name, values in self.joined.items()})
-
-
 def decide_columns(points: dict[str, np.ndarray], layers: Layers, ref: Reference) -> dict[str, np.ndarray | pa.Array]:
     """:func:`decide`, the same steps, with the columns given and returned as arrays (the text ones Arrow's):
     for one fix, building DataFrames in and out would cost several times the decision itself."""
     return _decide(points, layers.tables, ref)
-
-
-def as_frame(columns: dict[str, np.ndarray | pa.Array | pa.ChunkedArray]) -> pd.DataFrame:
-    """The columns of :func:`decide_columns` as a DataFrame (text as pandas text, objects as objects), not
-    copied: each column its own block (gathering the columns of a type into one would copy them all)."""
-    return pd.DataFrame({name: values.to_pandas() if isinstance(values, (pa.Array, pa.ChunkedArray)) else
-                         pd.Series(values, dtype=object, copy=False) if values.dtype == object else values
-                         for name, values in columns.items()}, copy=False)
 
 
 def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
