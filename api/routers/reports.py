@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from starlette.datastructures import FormData, UploadFile as FormFile
 from pydantic import StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.datastructures import FormData, UploadFile as FormFile
 
 from api.deps import SessionDep, SettingsDep, UserDep, authenticate, bearer_token, session_slot
 from gridmap.cases.access import CASE_READERS, require_role
@@ -55,7 +55,7 @@ def _documented() -> dict:
 async def report(request: Request) -> Response:
     """File a report from the street as a case: routed, deduplicated, with photos; safe to retry."""
     # The busiest route reads its form, key and token itself: FastAPI's parameter machinery (dependency
-    # solving, form model, response model) cost a sixth of the server's CPU per report.
+    # solving, form model, response model) cost ≈ 0.5 ms of CPU a report, a tenth of the server's work.
     async with request.form() as form:  # its files closed after
         report_input, photos, key = _checked(form, request.headers.get(KEY_HEADER))
         state = request.app.state
