@@ -24,6 +24,7 @@ from gridmap.cases import imports
 from gridmap.cases.imports import CHUNK, CaseImportRejected, _chunks, import_cases
 from gridmap.cases.imports_checks import micros
 from gridmap.cases.imports_clock import NAT, Timeline
+from gridmap.cases.imports_indexes import LOCK_TIMEOUT
 from gridmap.cases.imports_mapping import CaseMapping, load_mapping, parse_mapping
 from gridmap.cases.imports_route import _kept
 from gridmap.cases.imports_copy import Column, copy_rows
@@ -266,7 +267,10 @@ def test_a_bulk_import_rebuilds_the_indexes_or_keeps_them_when_the_table_is_busy
     assert not busy.indexes_rebuilt and busy.inserted == len(PLACES)
     assert "case_file is in use" in " ".join(busy.notes) and session.execute(indexes).all() == before
 
-    # nobody else reading: dropped and built again, the same indexes (this transaction holds the lock now)
+    # nobody else reading: dropped and built again, the same indexes (this transaction holds the lock now).
+    # The import's own timeout again: an autovacuum of case_file (after the earlier tests' inserts) gives way
+    # only to a lock waited for longer than deadlock_timeout (1 s), not to one given up after 200 ms.
+    monkeypatch.setattr("gridmap.cases.imports_indexes.LOCK_TIMEOUT", LOCK_TIMEOUT)
     report = import_cases(session=session, data=rows.assign(no=rows["no"] + "x"), origin="bulk", mapping=mapping,
                           rebuild_indexes=True, now=NOW)
     assert report.indexes_rebuilt and report.inserted == len(PLACES)
