@@ -78,13 +78,22 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+class KeepsWork(Exception):
+    """Mixed into an error that refuses a request whose work must be kept all the same (a failed log-in
+    counts towards the lock-out): :func:`unit_of_work` commits before passing it on."""
+
+
 @contextmanager
 def unit_of_work(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """One session and transaction: committed when the block succeeds, rolled back when it raises."""
+    """One session and transaction: committed when the block succeeds, rolled back when it raises (committed
+    when what it raises is :class:`KeepsWork`)."""
     session = factory()
     try:
         yield session
         session.commit()
+    except KeepsWork:
+        session.commit()
+        raise
     except BaseException:
         session.rollback()
         raise

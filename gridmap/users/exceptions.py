@@ -1,8 +1,15 @@
 """Errors of logging in and of permissions (mapped to 401 / 403 / 422 / 429 by the API)."""
 
+from gridmap.db.engine import KeepsWork
+
 
 class NotAuthenticated(Exception):
     """No valid token, or a wrong name or password."""
+
+
+class LoginFailed(NotAuthenticated, KeepsWork):
+    """A wrong name or password: refused, and the failure recorded all the same (it counts towards the
+    lock-out, see :func:`gridmap.users.service.issue_token`)."""
 
 
 class TooManyAttempts(Exception):

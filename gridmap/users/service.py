@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from gridmap.db.engine import driver_connection
 from gridmap.departments.models import Department
 from gridmap.territory.models import Inspector
-from gridmap.users.exceptions import BadUser, NotAuthenticated, TooManyAttempts
+from gridmap.users.exceptions import BadUser, LoginFailed, NotAuthenticated, TooManyAttempts
 from gridmap.users.models import ROLES, ApiToken, AppUser, LoginFailure
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -100,8 +100,8 @@ def issue_token(*, session: Session, name: str, password: str, client: str | Non
     Guessing is slowed down: after :data:`FAILURES_PER_NAME` failed log-ins for a user name (or
     :data:`FAILURES_PER_CLIENT` from one ``client`` address) within :data:`FAILURE_WINDOW`, further attempts
     are refused (:class:`TooManyAttempts`, saying when to try again) without looking at the password,
-    until the oldest of them is that old. A failure is committed before it is reported, so that it counts
-    although the request fails; a success forgets the name's failures."""
+    until the oldest of them is that old. A failure is raised as :class:`LoginFailed`, which the unit of
+    work commits all the same, so that it counts; a success forgets the name's failures."""
     now = datetime.now(timezone.utc)
     _check_attempts(session, name, client, now)
     user = session.scalar(select(AppUser).where(AppUser.name == name, AppUser.active))
@@ -109,8 +109,7 @@ def issue_token(*, session: Session, name: str, password: str, client: str | Non
     stored = user.password_hash if user is not None else hash_password("not a real password")
     if not password_matches(password, stored) or user is None:
         session.add(LoginFailure(user_name=name, client=client, at=now))
-        session.commit()
-        raise NotAuthenticated("wrong user name or password")
+        raise LoginFailed("wrong user name or password")  # the unit of work keeps the failure
     # the name's failures are forgotten, and everyone's that no longer count (the table stays small)
     session.execute(delete(LoginFailure).where((LoginFailure.user_name == name)
                                                | (LoginFailure.at <= now - FAILURE_WINDOW)))
