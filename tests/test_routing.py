@@ -2,10 +2,12 @@
 and the batch path giving exactly the single path's answers."""
 
 import json
+from collections import Counter
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 import shapely
 from fastapi.testclient import TestClient
@@ -216,6 +218,56 @@ def test_batch_gives_the_single_answers(session):
             got = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in got.items()}
             assert got == {k: single[k] for k in COMPARED}, (row, got, single)
             assert json.loads(decided.evidence) == single["evidence"], row  # the same reasons, to the decimetre
+
+
+AMBIGUITIES = {"circle": "accuracy circle", "roads": "two roads", "components": "two components", "poor": "too poor"}
+
+
+def test_the_single_fix_steps_give_the_column_answers(session):
+    """The report API decides a fix step by step (routing/single.py): every field and the evidence equal the
+    column path's on the same features, for every kind of fix; the fixes it leaves to the column path are
+    the ones on shared edges."""
+    from gridmap.routing.decide import decide_columns
+    from gridmap.routing.layers import layers_near
+    from gridmap.routing.service import minor_class, plain, prepare_one
+    from gridmap.routing.single import decide_one
+
+    seen = Counter()
+    for row in sample_points(session, 300).itertuples(index=False):
+        accuracy = None if np.isnan(row.accuracy) else row.accuracy
+        ref, layers = layers_near(session=session, lon=row.x, lat=row.y, radius_m=max(accuracy or 0, 50),
+                                  class_code=minor_class(row[2]), component_id=None)
+        prepared = prepare_one(row.x, row.y, accuracy, row[2], None, None, ref)
+        if prepared["input_error"][0]:
+            continue
+        one = decide_one(*(float(prepared[name][0]) for name in ("x", "y", "accuracy")), prepared["case_type"][0],
+                         prepared["class_code"][0], layers, ref)
+        columns = {name: plain(values[0].as_py() if isinstance(values, pa.Array) else values[0])
+                   for name, values in decide_columns(prepared, layers, ref).items()}
+        if one is None:
+            assert "shared edge" in json.loads(columns["evidence"])["unit_grid"]["how"], row
+            seen["left to the columns"] += 1
+        elif one["error"]:
+            assert one == {"error": columns["error"]}, row
+            seen["outside"] += 1
+        else:
+            columns["evidence"] = json.loads(columns["evidence"])
+            assert {k: (v, type(v)) for k, v in one.items()} == {k: (v, type(v)) for k, v in columns.items()}, row
+            seen.update(kind for kind, words in AMBIGUITIES.items() if words in (one["ambiguity_reason"] or ""))
+            seen["decided"] += 1
+    assert seen["decided"] > 400 and seen["left to the columns"] > 100 and seen["outside"] > 0, seen
+    assert all(seen[kind] for kind in AMBIGUITIES), seen
+
+
+def test_one_number_is_rounded_as_numpy_rounds_a_column():
+    from gridmap.routing.single import rounded
+
+    rng = np.random.default_rng(7)
+    values = np.concatenate([rng.uniform(-1e6, 1e6, 20_000), np.round(rng.uniform(0, 1000, 20_000), 3) + 0.005,
+                             [0.125, 0.375, 2.5, 1e300, np.inf, np.nan, 5e-324]])
+    for decimals in (1, 2):
+        assert np.array_equal(np.array([rounded(float(v), decimals) for v in values]), np.round(values, decimals),
+                              equal_nan=True)
 
 
 def test_the_assign_command_reads_and_writes_files(scratch_url, tmp_path):

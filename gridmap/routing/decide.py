@@ -39,6 +39,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from gridmap.routing import evidence as ev
+from gridmap.routing import messages
 from gridmap.routing.layers import Layers, Reference
 from gridmap.routing.pieces import Batch, as_frame, piece_starts
 from gridmap.routing.policy import (
@@ -58,7 +59,6 @@ OUTPUT = ["unit_grid", "duty_grid", "community", "street", "district", "area_cla
           "road_grade", "road_distance_m", "component_id", "component_version", "component_distance_m",
           "department", "rule", "time_limit", "time_limit_unit", "ambiguous", "ambiguity_reason", "evidence"]
 
-OUTSIDE = "outside the city's territory (no unit grid contains the fix)"
 #: a big batch is decided in pieces of this many fixes, on every core (numpy, Arrow and GEOS release
 #: the interpreter lock); the layer-wide work (segments, indexes) is done once before
 PIECE = 125_000
@@ -128,7 +128,7 @@ def _decide(points, tables: tuple[Table, Table, Table], ref: Reference) -> dict:
     depts, rules = Vocabulary(), Vocabulary()
 
     grid, grid_ev = choose_grids(x, y, accuracy, grids, reasons)
-    error[todo & (grid < 0)] = OUTSIDE
+    error[todo & (grid < 0)] = messages.OUTSIDE
     road, road_distance, roads_ev = choose_roads(x, y, roads, reasons)
     comp, comp_distance, comps_ev = choose_components(
         x, y, accuracy, class_code, kinds, _objects(points["component_id"]), (case_type == "component") & todo,
@@ -183,8 +183,7 @@ def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, ac
     kind = ["component" if case_type[p] == "component" else "road_event" if road_bound[p] else "event" for p in first]
     limit = np.array([MAX_ACCURACY_M[k] for k in kind], dtype=float)[inverse]
     poor = np.flatnonzero(ok & (accuracy > limit))
-    reasons.add(poor, [f"accuracy {accuracy[p]:.0f} m is too poor for a {kind[inverse[p]].replace('_', '-')} case "
-                       f"(at most {limit[p]:.0f} m)" for p in poor])
+    reasons.add(poor, [messages.poor_accuracy(accuracy[p], kind[inverse[p]], limit[p]) for p in poor])
     return amount, unit
 
 
@@ -228,17 +227,17 @@ def choose_grids(x, y, accuracy, grids: Table, reasons: Reasons) -> tuple[np.nda
     chosen, to_edge = np.full(n, -1), np.full(n, np.nan)
     chosen[point], to_edge[point] = feature, edge  # the last of several; shared edges are settled below
     how = np.zeros(n, dtype=np.int64)  # 0: contains the fix; k: the k-th shared-edge message
-    messages = ["contains the fix"]
+    how_texts = [messages.CONTAINS]
     sharing = np.flatnonzero(np.bincount(point, minlength=n) > 1)
     for p, a, b in zip(sharing, np.searchsorted(point, sharing, "left"), np.searchsorted(point, sharing, "right")):
         held = feature[a:b]
         codes = grids.values("code", held)
         lowest = min(codes)
         chosen[p] = held[codes.index(lowest)]
-        how[p] = len(messages)
-        messages.append(f"the fix lies on the shared edge of {sorted(codes)}: the lowest code wins")
+        how[p] = len(how_texts)
+        how_texts.append(messages.shared_edge(codes))
     unit_grid = ev.where(chosen >= 0, ev.obj({"code": grids.take_quoted("code", chosen),
-                                              "how": ev.lookup(ev.text(messages), how)}))
+                                              "how": ev.lookup(ev.text(how_texts), how)}))
     return chosen, {"unit_grid": unit_grid, "others": other_bodies(x, y, accuracy, chosen, to_edge, grids, reasons)}
 
 
@@ -271,11 +270,9 @@ def other_bodies(x, y, accuracy, chosen, to_edge, grids: Table, reasons: Reasons
     counts = np.diff(np.concatenate((firsts, [len(near)])))
     p, o = near[firsts], other[firsts]
     reasons.add(p, [
-        f"the accuracy circle ({acc:.0f} m) reaches unit grid {code} ({d:.1f} m away), whose responsible "
-        f"body is {theirs}, not {own}" + (f" (and {k - 1} more such grids)" if k > 1 else "")
-        for acc, code, d, theirs, own, k in zip(accuracy[p], grids.values("code", o), distance[firsts],
-                                                grids.values("grid_department", o),
-                                                grids.values("grid_department", chosen[p]), counts)])
+        messages.other_body(*reason) for reason in zip(accuracy[p], grids.values("code", o), distance[firsts],
+                                                       grids.values("grid_department", o),
+                                                       grids.values("grid_department", chosen[p]), counts)])
     return ev.lists(near, items, n)
 
 
@@ -301,10 +298,9 @@ def choose_roads(x, y, roads: Table, reasons: Reasons) -> tuple[np.ndarray, np.n
     both = np.flatnonzero((road >= 0) & (runner >= 0))
     differs = both[(units[road[both]] != units[runner[both]]).any(axis=1)]
     tie = differs[_near_tie(d1[differs], d2[differs])]
-    reasons.add(tie, [f"two roads are nearly equally close: {a} ({ga}, {da:.1f} m) and {b} ({gb}, {db:.1f} m)"
-                      for a, ga, da, b, gb, db in zip(roads.values("code", road[tie]), roads.values("grade", road[tie]),
-                                                      d1[tie], roads.values("code", runner[tie]),
-                                                      roads.values("grade", runner[tie]), d2[tie])])
+    reasons.add(tie, [messages.road_tie(*reason) for reason in zip(
+        roads.values("code", road[tie]), roads.values("grade", road[tie]), d1[tie], roads.values("code", runner[tie]),
+        roads.values("grade", runner[tie]), d2[tie])])
     top = rank < 3
     items = ev.obj({"code": roads.take_quoted("code", feature[top]), "grade": roads.take_quoted("grade", feature[top]),
                     "distance_m": ev.number(distance[top], 1), "tolerance_m": ev.number(tolerance[feature[top]], 1)})
@@ -344,25 +340,24 @@ def choose_components(x, y, accuracy, class_code, kinds, picked_id, wanted, comp
         at = pc.fill_null(pc.index_in(pa.array(picked_id[picked_rows].astype(str)), value_set=comps.arrow("code")),
                           -1).to_numpy(zero_copy_only=False).astype(np.int64)
         missing = picked_rows[at < 0]
-        error[missing] = [f"component {picked_id[p]} does not exist (or was removed)" for p in missing]
+        error[missing] = [messages.picked_missing(picked_id[p]) for p in missing]
         picked_rows, at = picked_rows[at >= 0], at[at >= 0]
         picked_class = np.array(classes + [None], dtype=object)[group[at]]
         wrong = picked_class != class_code[picked_rows]
-        error[picked_rows[wrong]] = [f"component {picked_id[p]} is of class {cls}, not {class_code[p]}"
+        error[picked_rows[wrong]] = [messages.picked_of_other_class(picked_id[p], cls, class_code[p])
                                      for p, cls in zip(picked_rows[wrong], picked_class[wrong])]
         chosen[picked_rows] = at
         chosen_distance[picked_rows] = np.hypot(xy[at, 0] - x[picked_rows], xy[at, 1] - y[picked_rows])
         far = picked_rows[chosen_distance[picked_rows] > PICKED_COMPONENT_FAR_M]
-        reasons.add(far, [f"the picked component {picked_id[p]} is {chosen_distance[p]:.0f} m from the fix" for p in far])
+        reasons.add(far, [messages.picked_far(picked_id[p], chosen_distance[p]) for p in far])
         is_picked = np.zeros(n, dtype=bool)
         is_picked[picked_rows] = True
         picked_ev = ev.where(is_picked, ev.obj({"code": comps.take_quoted("code", np.where(is_picked, chosen, -1)),
                                                 "distance_m": ev.number(chosen_distance, 1)}))
     tie = np.flatnonzero(pd.isna(picked_id) & (runner >= 0))
     tie = tie[_near_tie(d1[tie], d2[tie])]
-    reasons.add(tie, [f"two components are nearly equally close: {a} ({da:.1f} m) and {b} ({db:.1f} m)"
-                      for a, da, b, db in zip(comps.values("code", nearest[tie]), d1[tie],
-                                              comps.values("code", runner[tie]), d2[tie])])
+    reasons.add(tie, [messages.component_tie(*reason) for reason in zip(comps.values("code", nearest[tie]), d1[tie],
+                                                                        comps.values("code", runner[tie]), d2[tie])])
     top = rank < 3
     items = ev.obj({"code": comps.take_quoted("code", feature[top]), "distance_m": ev.number(distance[top], 1)})
     return chosen, chosen_distance, {"near": ev.lists(point[top], items, n), "picked": picked_ev}

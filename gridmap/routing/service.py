@@ -22,6 +22,7 @@ from gridmap.routing.decide import decide, decide_columns
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
 from gridmap.routing.layers import Layers, Reference, layers_near, load_layers
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
+from gridmap.routing.single import decide_one
 from gridmap.routing.table import distinct_rows
 
 CASE_PREFIX = {"1": "component", "2": "event"}  # 5-digit class codes carry the case type first
@@ -150,12 +151,18 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
     prepared = prepare_one(lon, lat, accuracy, class_code, case_type, component_id, ref)
     if prepared["input_error"][0]:
         raise UnknownClass(prepared["input_error"][0])
-    decided = decide_columns(prepared, layers, ref)
-    result = {name: plain(values[0].as_py() if isinstance(values, pa.Array) else values[0])
-              for name, values in decided.items()}
+    # the usual report is decided step by step; a picked component or a fix on a shared edge column-wise
+    result = None if component_id is not None else decide_one(
+        *(float(prepared[name][0]) for name in ("x", "y", "accuracy")), prepared["case_type"][0],
+        prepared["class_code"][0], layers, ref)
+    if result is None:
+        decided = decide_columns(prepared, layers, ref)
+        result = {name: plain(values[0].as_py() if isinstance(values, pa.Array) else values[0])
+                  for name, values in decided.items()}
+        result["evidence"] = None if result["error"] else orjson.loads(result["evidence"])
     if result["error"]:
         raise (OutsideServiceArea if "territory" in result["error"] else BadReport)(result["error"])
-    result.update(case_type=prepared["case_type"][0], lon=lon, lat=lat, evidence=orjson.loads(result["evidence"]))
+    result.update(case_type=prepared["case_type"][0], lon=lon, lat=lat)
     return result
 
 
