@@ -235,7 +235,7 @@ def test_the_single_fix_steps_give_the_column_answers(session):
     seen = Counter()
     for row in sample_points(session, 300).itertuples(index=False):
         accuracy = None if np.isnan(row.accuracy) else row.accuracy
-        ref, layers = layers_near(session=session, lon=row.x, lat=row.y, radius_m=max(accuracy or 0, 50),
+        ref, layers = layers_near(session=session, lon=row.x, lat=row.y, accuracy_m=accuracy,
                                   class_code=minor_class(row[2]), component_id=None)
         prepared = prepare_one(row.x, row.y, accuracy, row[2], None, None, ref)
         if prepared["input_error"][0]:
@@ -327,8 +327,8 @@ def test_the_single_path_reads_in_one_statement_what_the_batch_path_reads(sessio
     execute = connection.execute
     connection.execute = lambda *args, **kwargs: statements.append(args[0]) or execute(*args, **kwargs)
     try:
-        ref, near = layers_near(session=session, lon=lon, lat=lat, radius_m=60, class_code="0203", component_id=lamp)
-        _, nothing = layers_near(session=session, lon=120.0, lat=23.0, radius_m=60, class_code="0203", component_id=None)
+        ref, near = layers_near(session=session, lon=lon, lat=lat, accuracy_m=60, class_code="0203", component_id=lamp)
+        _, nothing = layers_near(session=session, lon=120.0, lat=23.0, accuracy_m=60, class_code="0203", component_id=None)
     finally:
         del connection.execute
     assert len(statements) == 2 and ref is Reference.current(session)

@@ -21,7 +21,6 @@ from gridmap.crs import PHONE_SYSTEMS, to_wgs84
 from gridmap.routing.decide import decide, decide_columns
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
 from gridmap.routing.layers import Layers, Reference, layers_near, load_layers
-from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M
 from gridmap.routing.single import decide_one
 from gridmap.routing.table import distinct_rows
 
@@ -144,9 +143,8 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
         raise BadReport(str(error)) from None
     if accuracy is not None and not 0 <= accuracy < np.inf:
         raise BadReport(ACCURACY_ERROR)
-    radius = max(accuracy or 0.0, MAX_ROAD_TOLERANCE_M, SNAP_RADIUS_M)
     # the reference tables' stamp comes with the layers (one round trip); the class is checked against them after
-    ref, layers = layers_near(session=session, lon=lon, lat=lat, radius_m=radius, class_code=minor_class(class_code),
+    ref, layers = layers_near(session=session, lon=lon, lat=lat, accuracy_m=accuracy, class_code=minor_class(class_code),
                               component_id=component_id)
     prepared = prepare_one(lon, lat, accuracy, class_code, case_type, component_id, ref)
     if prepared["input_error"][0]:
