@@ -83,18 +83,51 @@ def test_a_few_boxes_are_tested_pair_by_pair_with_the_same_answer():
         assert len(found) == len(set(found)) and set(found) == expected and expected
 
 
-def test_the_segments_of_a_few_geometries_are_those_of_the_ragged_array(session, monkeypatch):
+def test_points_are_hashed_and_met_as_boxes_are(monkeypatch):
+    """Points (boxes of no size) are hashed to the one cell each lies in and only their low sides are read:
+    the same pairs in the same order as boxes with four sides give, for points on cell edges, beyond every
+    cell, NaN and infinite."""
+    rng = np.random.default_rng(13)
+    xy = np.r_[[[0.0, 0.0]], np.round(rng.uniform(0, 1000, (300, 2)) / 50) * 50, rng.uniform(0, 1000, (3000, 2))]
+    lower = rng.uniform(-100, 1100, (2000, 2))
+    boxes = np.column_stack([lower, lower + rng.uniform(0, 80, (2000, 2))])
+    fixes = np.r_[xy[:800], rng.uniform(-100, 1100, (1500, 2)), [[np.nan, 5.0], [5.0, np.inf], [-np.inf, 3.0]]]
+    groups, fix_groups = rng.integers(0, 3, len(xy)), rng.integers(-1, 3, len(fixes))
+    indexed = point_boxes(xy[:, 0], xy[:, 1])
+
+    def found():
+        by_points = CellIndex(indexed, groups=groups, cell=50.0)
+        return [by_points.query(point_boxes(fixes[:, 0], fixes[:, 1], 30.0), fix_groups),
+                by_points.query(point_boxes(fixes[:, 0], fixes[:, 1]), fix_groups),
+                CellIndex(boxes).query(point_boxes(fixes[:, 0], fixes[:, 1])),
+                CellIndex(boxes).cells(point_boxes(fixes[:, 0], fixes[:, 1]))]
+
+    fast = found()
+    assert spatial.are_points(indexed) and CellIndex(indexed).points and all(len(pairs[0]) for pairs in fast)
+    monkeypatch.setattr(spatial, "are_points", lambda boxes: False)
+    assert all(np.array_equal(a, b) for pairs, expected in zip(fast, found()) for a, b in zip(pairs, expected))
+
+
+def test_the_segments_of_a_few_geometries_or_of_single_lines_are_those_of_the_ragged_array(session, monkeypatch):
+    """A few geometries are read part by part and ring by ring, many lines or polygons without holes as their
+    one line: the same segments as the ragged array gives."""
     layers = load_layers(session=session, metric=Reference.current(session).metric, class_codes=[])
     fields = ("ax", "ay", "bx", "by", "feature", "start", "count")
-    for geoms in (layers.grids["geom"].to_numpy(), layers.roads["geom"].to_numpy()):
-        for start in range(0, 3000, 50):  # the demo city's shapes: holes, several parts
-            chunk = np.r_[geoms[start:start + 50], [shapely.Polygon() if geoms[0].geom_type.endswith("Polygon")
-                                                    else shapely.LineString()]]
-            few = Segments.of(chunk)
+    rng = np.random.default_rng(17)
+    corner = rng.uniform(0, 1000, (300, 2))
+    boxes, lines = shapely.box(*corner.T, *(corner + 50).T), shapely.linestrings(rng.uniform(0, 1000, (300, 4, 2)))
+    # the demo city's shapes (holes, several parts), and single lines and polygons without holes
+    for geoms in (layers.grids["geom"].to_numpy(), layers.roads["geom"].to_numpy(), boxes, lines):
+        empty = shapely.Polygon() if geoms[0].geom_type.endswith("Polygon") else shapely.LineString()
+        for start, size in [(start, 50) for start in range(0, min(len(geoms), 3000), 50)] + [(0, 600)]:
+            chunk = np.r_[geoms[start:start + size], [empty]]
+            read = Segments.of(chunk)
             monkeypatch.setattr(spatial, "FEW_GEOMETRIES", 0)
+            monkeypatch.setattr(Segments, "_one_line_each", staticmethod(lambda geoms: False))
             ragged = Segments.of(chunk)
             monkeypatch.undo()
-            assert all(np.array_equal(getattr(few, f), getattr(ragged, f)) for f in fields)
+            assert all(np.array_equal(getattr(read, f), getattr(ragged, f)) for f in fields)
+    assert Segments._one_line_each(np.r_[boxes, lines]) and not Segments._one_line_each(layers.grids["geom"].to_numpy())
 
 
 def test_the_escaping_check_on_text_bytes_agrees_with_the_pattern():
