@@ -6,6 +6,13 @@ from __future__ import annotations
 
 OUTSIDE = "outside the city's territory (no unit grid contains the fix)"
 CONTAINS = "contains the fix"
+#: the names of the two decisions no rule of the city makes
+LOCALITY_FALLBACK = "属地兜底: no rule applies"
+
+
+def owner_first(role: str) -> str:
+    """A component case given to the component's maintainer or owner (先属主)."""
+    return f"先属主: {role}"
 
 
 def shared_edge(codes: list[str]) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from gridmap.departments.service import applicable_rules
+from gridmap.routing import messages
 from gridmap.routing.layers import Reference
 from gridmap.routing.table import Table, Vocabulary, distinct_rows, positions
 
@@ -43,7 +44,7 @@ def departments(case_type, class_code, kind, grid, road, grids: Table, roads: Ta
     is_component = case_type == "component"
     for k, via in enumerate(ROLES[:2]):
         take = todo & is_component & (department < 0) & (roles[k] >= 0)
-        department[take], rule[take] = roles[k][take], rules.code(f"先属主: {via}")
+        department[take], rule[take] = roles[k][take], rules.code(messages.owner_first(via))
     open_rows = np.flatnonzero(todo & (department < 0))
     rules_ev = pa.nulls(n, pa.string())
     if len(open_rows) == 0:
@@ -66,7 +67,7 @@ def departments(case_type, class_code, kind, grid, road, grids: Table, roads: Ta
         if winner is None:
             target.append(ROLES.index("street_office"))
             fixed.append(-1)
-            names.append(rules.code("属地兜底: no rule applies"))
+            names.append(rules.code(messages.LOCALITY_FALLBACK))
         else:
             target.append(FIXED if winner["target"] == "department" else ROLES.index(winner["target"]))
             fixed.append(depts.code(winner["department"]))

@@ -3,11 +3,11 @@
 :func:`gridmap.routing.decide.decide_columns` decides any number of fixes column-wise; for one fix its
 ~2,000 calls into numpy and Arrow cost 1.5 ms, a quarter of what the server spends on a report. Here
 the same steps (see :mod:`gridmap.routing.decide`) run on the few features near one fix as Python values,
-in a tenth of that time. The distances still come from the column path's own numpy functions
+in about 0.2 ms. The distances still come from the column path's own numpy functions
 (:func:`~gridmap.routing.spatial.distances`, :func:`~gridmap.routing.spatial.segment_distance`), so they are
 the same to the last bit, and the ambiguity reasons from the same messages
 (:mod:`gridmap.routing.messages`). The rare fixes that need more — one on a shared grid edge, a component
-the inspector picked, a layer without its usual columns — are left to the column path (``None``).
+the inspector picked — are left to the column path (``None``, or not asked: see ``assign_one``).
 Tests decide thousands of fixes both ways and compare every field and the evidence.
 """
 
@@ -168,11 +168,11 @@ def _department(place: dict, roles: dict, ref: Reference) -> tuple[str | None, s
     if place["case_type"] == "component":
         for via in ROLES[:2]:
             if roles[via] is not None:
-                return roles[via], f"先属主: {via}", None
+                return roles[via], messages.owner_first(via), None
     chain = rule_chain(place, {name: roles[name] is not None for name in ROLES}, ref)
     winner = next((step for step in chain if step["resolvable"]), None)
     if winner is None:
-        return roles["street_office"], "属地兜底: no rule applies", chain
+        return roles["street_office"], messages.LOCALITY_FALLBACK, chain
     tried = chain[: chain.index(winner) + 1]
     return (winner["department"] if winner["target"] == "department" else roles[winner["target"]]), winner["rule"], tried
 
