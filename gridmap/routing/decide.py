@@ -49,6 +49,7 @@ from gridmap.routing.policy import (
     NEAR_TIE_SHARE,
     PICKED_COMPONENT_FAR_M,
     SNAP_RADIUS_M,
+    accuracy_kind,
 )
 from gridmap.routing.indexes import component_index, grid_bodies, grid_index, layer_work, road_index
 from gridmap.routing.spatial import distances, first_two, lex_order, point_boxes, ranked, segment_distance, starts
@@ -180,7 +181,7 @@ def limits_and_accuracy(case_type, class_code, kinds, grid, grids: Table, ok, ac
     area = grids.codes_at("area_class", grid), grids.encoded("area_class")[1]
     amount, unit, road_bound = time_limits(case_type, class_code, area, ref, kinds)
     first, inverse = kinds
-    kind = ["component" if case_type[p] == "component" else "road_event" if road_bound[p] else "event" for p in first]
+    kind = [accuracy_kind(case_type[p], road_bound[p]) for p in first]
     limit = np.array([MAX_ACCURACY_M[k] for k in kind], dtype=float)[inverse]
     poor = np.flatnonzero(ok & (accuracy > limit))
     reasons.add(poor, [messages.poor_accuracy(accuracy[p], kind[inverse[p]], limit[p]) for p in poor])

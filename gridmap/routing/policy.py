@@ -33,6 +33,11 @@ NEAR_TIE_SHARE = 0.2
 #: road-bound event placed on the right road; any other event placed in the right unit grid
 MAX_ACCURACY_M = {"component": 20.0, "road_event": 30.0, "event": 50.0}
 
+
+def accuracy_kind(case_type: str, road_bound: bool) -> str:
+    """Which of :data:`MAX_ACCURACY_M` a case's fix must meet."""
+    return "component" if case_type == "component" else "road_event" if road_bound else "event"
+
 #: an inspector's picked component farther than this from the fix is flagged
 PICKED_COMPONENT_FAR_M = 100.0
 

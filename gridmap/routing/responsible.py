@@ -109,5 +109,10 @@ def time_limits(case_type, class_code, area_class, ref: Reference,
     road_bound = np.array([bool(f[4]) if f else False for f in found], dtype=bool)[inverse]
     # a few area classes: compared once each, not once per fix
     codes, areas = area_class if isinstance(area_class, tuple) else pd.factorize(area_class)
-    column = np.array([{"A": 0, "C": 2}.get(area, 1) for area in areas] + [1], dtype=np.int64)[codes]
+    column = np.array([limit_column(area) for area in areas] + [1], dtype=np.int64)[codes]
     return limits[np.arange(len(column)), column], unit, road_bound
+
+
+def limit_column(area_class: str | None) -> int:
+    """Which of a class's three limits (A, B, C) applies in an area class; B where it is unknown."""
+    return {"A": 0, "C": 2}.get(area_class, 1)

@@ -20,8 +20,15 @@ import shapely
 
 from gridmap.routing import messages
 from gridmap.routing.layers import Columns, Layers, Reference
-from gridmap.routing.policy import MAX_ACCURACY_M, ON_EDGE_M, SNAP_RADIUS_M, nearly_equal, road_tolerance
-from gridmap.routing.responsible import ROLES, rule_chain
+from gridmap.routing.policy import (
+    MAX_ACCURACY_M,
+    ON_EDGE_M,
+    SNAP_RADIUS_M,
+    accuracy_kind,
+    nearly_equal,
+    road_tolerance,
+)
+from gridmap.routing.responsible import ROLES, limit_column, rule_chain
 from gridmap.routing.spatial import Segments, distances, segment_distance
 
 PLACES = ("unit_grid", "duty_grid", "community", "street", "district", "area_class")
@@ -181,8 +188,8 @@ def _limit(case_type, class_code, accuracy, area_class, ref: Reference, reasons:
     """The class's disposal limit (amount, unit) for the grid's area class; a fix too inaccurate for its kind
     of case is flagged."""
     found = ref.limits.get((case_type, class_code))
-    amount = float(np.array(found[:3] if found else [np.nan] * 3, dtype=float)[{"A": 0, "C": 2}.get(area_class, 1)])
-    kind = "component" if case_type == "component" else "road_event" if found and found[4] else "event"
+    amount = float(np.array(found[:3] if found else [np.nan] * 3, dtype=float)[limit_column(area_class)])
+    kind = accuracy_kind(case_type, bool(found and found[4]))
     if accuracy > MAX_ACCURACY_M[kind]:
         reasons.append(messages.poor_accuracy(accuracy, kind, MAX_ACCURACY_M[kind]))
     return (None if math.isnan(amount) else amount), (found[3] if found else None)

@@ -25,7 +25,7 @@ DENSE_CELLS = 20_000_000  # up to this many cells a join looks points up in a ta
 #: few features near one fix costs more than the whole test
 ALL_PAIRS = 4096
 FEW_BOXES = 256
-FEW_GEOMETRIES = 64  # up to this many a layer's segments are read part by part (see Segments._few)
+FEW_GEOMETRIES = 64  # up to this many a layer's segments are read part by part (see Segments._lines)
 FEW_ROWS = 64  # up to this many rows are sorted by np.lexsort itself (see lex_order)
 
 
