@@ -5,7 +5,9 @@ Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--wor
 ``make setup``. It creates a private database with the demo city (≈30 s; ``--keep`` keeps it and
 ``--database-url`` reuses it), serves the app as deployed (``python -m api.serve --workers N``: uvicorn
 processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each inspector log in
-and send reports back to back over a keep-alive connection of their own; ``--rate R`` paces them to R
+with an account of their own (``bench-inspector-NNN``, made in the bench database; ``--shared-account``: all
+as one user, whose repeats then merge and whose row every filing's foreign keys lock) and send reports back
+to back over a keep-alive connection of their own; ``--rate R`` paces them to R
 requests/s in all instead, with latency counted from the scheduled send so that a server falling behind
 is not hidden. Back to back, mean latency is inspectors / throughput (Little's law): 32 inspectors meet
 p99 ≤ 50 ms only above ≈640 reports/s, so a steady rate is the direct test of the target: ``--rate 310``
@@ -51,7 +53,12 @@ from common import HttpError, KeepAlive, drop_database, start_server, stop_serve
 TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
 CENTRAL_TAIPEI = (121.505, 25.030, 121.525, 25.050)  # lon/lat box well inside the demo city's grids
 EVENT_CLASSES = ("20102", "20104", "20103")
-INSPECTOR_LOGIN = {"username": "demo-inspector", "password": "inspector-demo"}
+ACCOUNT_PASSWORD = "bench-inspector-password"
+
+
+def account(n: int) -> str:
+    """The user name simulated inspector ``n`` logs in with: each has their own, as inspectors in the street do."""
+    return f"bench-inspector-{n:03d}"
 REQUEST_TIMEOUT = 30.0
 IN_DOUBT = 0  # status recorded for a request that got no HTTP answer
 
@@ -70,6 +77,7 @@ class Plan:
     rate: float  # requests/s in all; 0 = back to back
     seed: int
     watched: tuple[int, ...] = ()  # the server's worker processes, whose CPU time is counted
+    shared_account: bool = False  # every simulated inspector logs in as the same user
 
 
 @dataclass
@@ -187,8 +195,8 @@ async def inspector(client: KeepAlive, load: Load, n: int, token: str, end: floa
             seq += 1
 
 
-async def log_in(client: KeepAlive) -> str:
-    body = urlencode(INSPECTOR_LOGIN).encode()
+async def log_in(client: KeepAlive, name: str) -> str:
+    body = urlencode({"username": name, "password": ACCOUNT_PASSWORD}).encode()
     status, answer = await client.request(client.head(
         "POST", "/api/v1/auth/token", {"Content-Type": "application/x-www-form-urlencoded"}, len(body)), body)
     if status != 200:
@@ -199,7 +207,8 @@ async def log_in(client: KeepAlive) -> str:
 async def run_load(plan: Plan) -> dict:
     load = Load(plan, make_photo(), random.Random(plan.seed))
     clients = [KeepAlive.to(plan.base_url, REQUEST_TIMEOUT) for _ in range(plan.inspectors)]
-    tokens = await asyncio.gather(*map(log_in, clients))
+    names = [account(0 if plan.shared_account else n) for n in range(plan.inspectors)]
+    tokens = await asyncio.gather(*map(log_in, clients, names))
     load.t0 = time.perf_counter()
     end = load.t0 + plan.warmup + plan.seconds
     window: dict = {}  # the CPU every process spends in the measured window, read from /proc at its ends
@@ -258,7 +267,8 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
     from gridmap.db.engine import database_url
     from gridmap.db.migrate import upgrade
     from gridmap.demo.service import load_demo
-    from gridmap.demo.users import demo_users
+    from gridmap.demo.users import DEMO_INSPECTOR, demo_users
+    from gridmap.users.service import create_user
 
     created = args.database_url is None
     if created:
@@ -276,6 +286,9 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
             if created:
                 load_demo(session=session)
             demo_users(session=session)
+            for n in range(args.inspectors):
+                create_user(session=session, name=account(n), role="inspector", password=ACCOUNT_PASSWORD,
+                            inspector=DEMO_INSPECTOR, display_name=f"bench inspector {n}", replace=True)
             session.commit()
         if created:  # as a database in service would be: planner statistics and visibility maps made, so that
             # autovacuum does not do it in the measured window (its CPU counts as PostgreSQL's)
@@ -417,6 +430,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all, retries included (0: back to back)")
     parser.add_argument("--photo-share", type=float, default=0.1)
     parser.add_argument("--retry-share", type=float, default=0.02)
+    parser.add_argument("--shared-account", action="store_true",
+                        help="every simulated inspector logs in as the same user (one account on many phones)")
     parser.add_argument("--seed", type=int, help="of the points, classes and photos (default: random)")
     parser.add_argument("--database-url", help="a database with the demo city loaded (default: a fresh copy)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database and the server's log")
@@ -450,7 +465,7 @@ def bench(args: argparse.Namespace, url: str, tmp: Path, run_id: str) -> bool:
                                     args.workers)
     try:
         plan = Plan(base_url, run_id, args.inspectors, args.warmup, args.seconds, args.photo_share,
-                    args.retry_share, args.rate, seed, tuple(worker_pids(server.pid)))
+                    args.retry_share, args.rate, seed, tuple(worker_pids(server.pid)), args.shared_account)
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
             result = pool.submit(drive, plan).result()
     except BaseException:
