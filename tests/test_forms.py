@@ -4,6 +4,7 @@ leaves every form it is not sure of to that parser."""
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from starlette.datastructures import FormData, UploadFile
@@ -78,10 +79,17 @@ async def items(form: FormData) -> list[tuple]:
     return out
 
 
+def run(coroutine):
+    """Run a coroutine to its end in a thread of its own: a browser test's Playwright keeps an event loop
+    running in the test thread for the rest of the session, and asyncio.run refuses to start inside it."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 def starlette(payload: bytes, content_type: str = f"multipart/form-data; boundary={B}") -> list[tuple]:
     async def parse():
         return await items(await request(payload, content_type).form())
-    return asyncio.run(parse())
+    return run(parse())
 
 
 @pytest.mark.parametrize("name", PLAIN)
@@ -89,7 +97,7 @@ def test_a_plain_form_is_split_as_starlette_parses_it(name):
     payload = PLAIN[name]
     form = split(payload, B.encode())
     assert form is not None, "a form as browsers write it takes the fast path"
-    assert asyncio.run(items(form)) == starlette(payload)
+    assert run(items(form)) == starlette(payload)
 
 
 @pytest.mark.parametrize("name", NOT_PLAIN)
@@ -101,7 +109,7 @@ def test_any_other_form_is_left_to_starlette(name):
     except Exception as error:  # Starlette refuses it: so does the route, with Starlette's own error
         expected = type(error)
     try:
-        got = asyncio.run(_read(request(payload)))
+        got = run(_read(request(payload)))
     except Exception as error:
         got = type(error)
     assert got == expected
@@ -116,7 +124,7 @@ async def _read(req: Request) -> list[tuple]:
                                           f"multipart/form-data; boundary={B}; charset=utf-8"])
 def test_the_boundary_is_read_as_starlette_reads_it(content_type):
     payload = PLAIN["a photo"]
-    assert asyncio.run(_read(request(payload, content_type))) == starlette(payload, content_type)
+    assert run(_read(request(payload, content_type))) == starlette(payload, content_type)
 
 
 def test_a_big_or_unmeasured_body_streams_through_starlette():
@@ -126,4 +134,4 @@ def test_a_big_or_unmeasured_body_streams_through_starlette():
             return type(form["photos"].file).__name__
 
     for req in (request(big), request(PLAIN["a photo"], length=False)):
-        assert asyncio.run(kind(req)) == "SpooledTemporaryFile", "not read by the one-pass split"
+        assert run(kind(req)) == "SpooledTemporaryFile", "not read by the one-pass split"
