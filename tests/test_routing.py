@@ -18,6 +18,7 @@ from api.main import create_app
 from gridmap.config import DatabaseSettings, Settings
 from gridmap.crs import gcj02_to_bd09, wgs84_to_gcj02
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
+from gridmap.routing.layers import STAMP_SQL
 from gridmap.routing.service import assign_one
 
 COMPARED = ["unit_grid", "duty_grid", "road_id", "road_grade", "component_id", "component_version", "department",
@@ -59,6 +60,34 @@ def test_a_rule_changed_in_the_transaction_is_used_at_once(session):
     session.execute(text("DELETE FROM responsibility_rule WHERE code = 'E-0104'"))
     decision = assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="20104")
     assert (decision["rule"], decision["department"]) == ("E-ANY", "JD-630050")
+
+
+def test_every_change_to_the_reference_tables_changes_their_stamp(session):
+    """The cache's stamp (the city row's reference_version, bumped by statement triggers) moves with any
+    insert, update or delete on the rules, departments or catalogue, and with a change to the city."""
+    def stamp():
+        return tuple(session.execute(text(STAMP_SQL)).one())
+
+    changes = [
+        "UPDATE department SET name = name || ' ' WHERE code = 'HW'",
+        "UPDATE responsibility_rule SET note = 'checked' WHERE code = 'E-0104'",
+        "INSERT INTO event_class (code, road_bound, major_code, name, name_en, is_local, filing_condition, limit_a, "
+        "limit_b, limit_c, limit_unit) SELECT '0199', road_bound, major_code, name, name_en, is_local, "
+        "filing_condition, limit_a, limit_b, limit_c, limit_unit FROM event_class WHERE code = '0102'",
+        "DELETE FROM event_class WHERE code = '0199'",
+        "UPDATE component_class SET name = name WHERE code = '0118'",
+        "DELETE FROM responsibility_rule WHERE code = 'E-0104'",
+        "UPDATE city SET updated_at = now() + interval '1 second'",
+        "UPDATE department SET name = name WHERE false",  # a statement that changes no row counts too
+    ]
+    seen = [stamp()]
+    for change in changes:
+        session.execute(text(change))
+        seen.append(stamp())
+        assert seen[-1] != seen[-2], change
+    assert len(set(seen)) == len(seen)
+    session.execute(text("SELECT code FROM department"))
+    assert stamp() == seen[-1], "reading changes nothing"
 
 
 def test_events_go_to_the_locality_or_the_department_the_rules_name(session):

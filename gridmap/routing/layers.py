@@ -46,13 +46,10 @@ SELECT p.code, p.class_code, p.version, p.name, mt.code AS maintainer, ow.code A
 FROM component p LEFT JOIN department mt ON mt.id = p.maintainer_department_id
 LEFT JOIN department ow ON ow.id = p.owner_department_id WHERE p.status <> '移除' {where}"""
 
-# what the reference tables look like now: one cheap query instead of reloading them for every decision
-STAMP_COLUMNS = (
-    "(SELECT metric_srid FROM city)", "(SELECT max(updated_at) FROM city)",
-    "(SELECT (max(updated_at), count(*))::text FROM responsibility_rule)",
-    "(SELECT (max(updated_at), count(*))::text FROM department)",
-    "(SELECT (max(updated_at), count(*))::text FROM component_class)",
-    "(SELECT (max(updated_at), count(*))::text FROM event_class)")
+# what the reference tables look like now: the city row, whose reference_version the database bumps on every
+# change to the rules, departments and catalogue (migration 0005): one cheap read instead of reloading them
+STAMP_COLUMNS = ("(SELECT metric_srid FROM city)", "(SELECT updated_at FROM city)",
+                 "(SELECT reference_version FROM city)")
 STAMP_SQL = "SELECT " + ", ".join(STAMP_COLUMNS)
 _CACHE: dict = {}  # database URL → (stamp, Reference)
 

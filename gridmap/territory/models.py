@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from geoalchemy2 import Geometry
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import BigInteger, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gridmap.db.base import STORAGE_SRID, Base, Timestamped
@@ -26,6 +26,9 @@ class City(Base, Timestamped):
     name_en: Mapped[str | None] = mapped_column(Text)
     metric_srid: Mapped[int] = mapped_column(Integer)
     timezone: Mapped[str] = mapped_column(Text, server_default="Asia/Shanghai")
+    #: bumped by the database on every change to the rules, departments or catalogue (migration 0005): what
+    #: the routing's cached copy of them is checked against
+    reference_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class DataSource(Base, Timestamped):
