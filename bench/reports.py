@@ -54,13 +54,13 @@ TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
 CENTRAL_TAIPEI = (121.505, 25.030, 121.525, 25.050)  # lon/lat box well inside the demo city's grids
 EVENT_CLASSES = ("20102", "20104", "20103")
 ACCOUNT_PASSWORD = "bench-inspector-password"
+REQUEST_TIMEOUT = 30.0
+IN_DOUBT = 0  # status recorded for a request that got no HTTP answer
 
 
 def account(n: int) -> str:
     """The user name simulated inspector ``n`` logs in with: each has their own, as inspectors in the street do."""
     return f"bench-inspector-{n:03d}"
-REQUEST_TIMEOUT = 30.0
-IN_DOUBT = 0  # status recorded for a request that got no HTTP answer
 
 
 # --------------------------------------------------------------------------- load generator (child process)
@@ -86,6 +86,7 @@ class Sent:
     description: str
     body: bytes
     content_type: str
+    inspector: int  # who sent it: a retry or resend goes with their log-in (keys are per user)
     number: str | None = None
 
 
@@ -97,6 +98,7 @@ class Load:
     t0: float = 0.0
     records: list[tuple] = field(default_factory=list)  # kind, began, done, latency, status, key, number, ...
     acked: list[Sent] = field(default_factory=list)
+    acked_by: dict[int, list[Sent]] = field(default_factory=lambda: defaultdict(list))  # inspector → theirs
     in_doubt: list[Sent] = field(default_factory=list)
     samples: dict[int, list[str]] = field(default_factory=lambda: defaultdict(list))
 
@@ -143,7 +145,7 @@ def new_report(load: Load, inspector: int, seq: int) -> Sent:
               "description": description}
     photo = stamped(load.photo, description) if rng.random() < load.plan.photo_share else None
     body, content_type = multipart(fields, photo)
-    return Sent(str(uuid.uuid4()), description, body, content_type)
+    return Sent(str(uuid.uuid4()), description, body, content_type, inspector)
 
 
 async def send(client: KeepAlive, load: Load, sent: Sent, token: str, kind: str, scheduled: float) -> None:
@@ -170,14 +172,15 @@ async def send(client: KeepAlive, load: Load, sent: Sent, token: str, kind: str,
     if kind != "retry" and status in (200, 201):
         sent.number = number
         load.acked.append(sent)
+        load.acked_by[sent.inspector].append(sent)
     elif kind == "report" and (status == IN_DOUBT or status >= 500):
         load.in_doubt.append(sent)
 
 
 async def inspector(client: KeepAlive, load: Load, n: int, token: str, end: float) -> None:
-    """One inspector (with a connection of their own): reports, and now and then a retry of an acknowledged
-    one, until ``end``."""
-    plan, seq = load.plan, 0
+    """One inspector (with a connection of their own): reports, and now and then a retry of one of their
+    acknowledged reports, until ``end``."""
+    plan, seq, mine = load.plan, 0, load.acked_by[n]
     interval = plan.inspectors / plan.rate if plan.rate else 0.0
     next_at = load.t0 + n * interval / plan.inspectors
     while (now := time.perf_counter()) < end:
@@ -188,8 +191,8 @@ async def inspector(client: KeepAlive, load: Load, n: int, token: str, end: floa
             scheduled, next_at = next_at, next_at + interval
         else:
             scheduled = now
-        if load.acked and load.rng.random() < plan.retry_share:
-            await send(client, load, load.rng.choice(load.acked), token, "retry", scheduled)
+        if mine and load.rng.random() < plan.retry_share:
+            await send(client, load, load.rng.choice(mine), token, "retry", scheduled)
         else:
             await send(client, load, new_report(load, n, seq), token, "report", scheduled)
             seq += 1
@@ -218,7 +221,7 @@ async def run_load(plan: Plan) -> dict:
     await asyncio.wait_for(asyncio.gather(*(inspector(c, load, n, t, end) for n, (c, t) in enumerate(zip(clients, tokens)))),
                            timeout=plan.warmup + plan.seconds + 2 * REQUEST_TIMEOUT)
     for sent in load.in_doubt:  # the phone's offline queue: same key, same body, once
-        await send(clients[0], load, sent, tokens[0], "resend", time.perf_counter())
+        await send(clients[sent.inspector], load, sent, tokens[sent.inspector], "resend", time.perf_counter())
     for client in clients:
         client.close()
     return {"records": load.records, "samples": dict(load.samples), "photo_bytes": len(load.photo),
