@@ -12,6 +12,7 @@ import pytest
 import shapely
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 import gridmap
 from api.main import create_app
@@ -60,6 +61,20 @@ def test_a_rule_changed_in_the_transaction_is_used_at_once(session):
     session.execute(text("DELETE FROM responsibility_rule WHERE code = 'E-0104'"))
     decision = assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="20104")
     assert (decision["rule"], decision["department"]) == ("E-ANY", "JD-630050")
+
+
+def test_a_change_rolled_back_never_lends_its_cached_rules_to_a_later_one(engine, demo_reports):
+    """A decision caches the rules as its transaction sees them; once that transaction is rolled back, a
+    later transaction's change must not find that copy under its own stamp."""
+    with Session(engine) as first:
+        lon, lat = on_road(first, "grade2")
+        first.execute(text("DELETE FROM responsibility_rule WHERE code = 'E-0104'"))
+        assert assign_one(session=first, x=lon, y=lat, accuracy=5, class_code="20104")["rule"] == "E-ANY"
+        first.rollback()
+    with Session(engine) as second:
+        second.execute(text("UPDATE department SET name = name WHERE code = 'HW'"))
+        assert assign_one(session=second, x=lon, y=lat, accuracy=5, class_code="20104")["rule"] == "E-0104"
+        second.rollback()
 
 
 def test_every_change_to_the_reference_tables_changes_their_stamp(session):

@@ -20,10 +20,13 @@ WATCHED = ('responsibility_rule', 'department', 'component_class', 'event_class'
 # A statement trigger, so a bulk load bumps the counter once per statement, not per row; within the changing
 # transaction the new value is seen at once, by others from its commit on, as the data itself.
 # Two transactions that change these tables at once take turns on the city row (edits by hand are rare).
+# The new value comes from a sequence, not from adding one: a change rolled back (whose rules a decision in
+# its transaction may have cached under its value) never gives its value to a later change.
 BUMP = """
+CREATE SEQUENCE reference_version_seq;
 CREATE FUNCTION bump_reference_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE city SET reference_version = reference_version + 1;
+    UPDATE city SET reference_version = nextval('reference_version_seq');
     RETURN NULL;
 END $$;
 """
@@ -41,4 +44,5 @@ def downgrade() -> None:
     for table in WATCHED:
         op.execute(f"DROP TRIGGER {table}_bump_reference_version ON {table}")
     op.execute("DROP FUNCTION bump_reference_version()")
+    op.execute("DROP SEQUENCE reference_version_seq")
     op.drop_column('city', 'reference_version')
