@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from gridmap.config import Settings
 from gridmap.db.engine import unit_of_work
 from gridmap.users.exceptions import NotAuthenticated
-from gridmap.users.service import CurrentUser, user_for_token
+from gridmap.users.service import BearerToken, CurrentUser, user_for_token
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/token", auto_error=False)
 
@@ -82,9 +82,14 @@ def bearer_token(request: Request) -> str | None:
 
 def authenticate(session: Session, token: str | None) -> CurrentUser:
     """The user of a bearer token (a database query: call it in a worker thread)."""
+    return user_for_token(session=session, token=given(token).token)
+
+
+def given(token: str | None) -> BearerToken:
+    """A bearer token that was sent, for a service that checks it itself (with its own first statements)."""
     if not token:
         raise NotAuthenticated("log in first: POST /api/v1/auth/token, then send 'Authorization: Bearer <token>'")
-    return user_for_token(session=session, token=token)
+    return BearerToken(token)
 
 
 UserDep = Annotated[CurrentUser, Depends(get_user)]

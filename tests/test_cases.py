@@ -3,10 +3,12 @@ calendar (across a holiday and a weekend), version checks, duplicates and the ap
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from psycopg.pq import Trace
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -17,8 +19,9 @@ from gridmap.cases.reports import submit_report
 from gridmap.cases.schemas import ActionRequest, ReportInput
 from gridmap.cases.service import act
 from gridmap.demo.users import demo_users
-from gridmap.users.exceptions import Forbidden
-from gridmap.users.service import current_user
+from gridmap.db.engine import driver_connection
+from gridmap.users.exceptions import Forbidden, NotAuthenticated
+from gridmap.users.service import BearerToken, current_user, issue_token
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 # Thursday 8 October 2026; Friday 9 October is a holiday (国庆日补假), then the weekend
@@ -187,6 +190,40 @@ def test_duplicates_are_proposed_and_repeats_merged(session, people, report):
     assert other.duplicate_candidates == [] and other.status == "reported"
     step(session, people, second, "acceptor", "merge", at(8, 15, 30), into=first.number, reason="same pile")
     assert second.status == "merged"
+
+
+def test_a_report_with_its_token_is_filed_in_two_round_trips(session, people, tmp_path):
+    """The token's check, the key's claim and the searches around the fix (features, open cases) go to the
+    database together; then the case with its event (the commit, the route's, is a third)."""
+    token = issue_token(session=session, name="demo-inspector", password="inspector-demo")[0]
+    fields = ReportInput(x=STATION[0], y=STATION[1], class_code="20102", description="暴露垃圾", accuracy=5.0)
+
+    def file(user, key="trips-1"):
+        return submit_report(session=session, user=user, report=fields, uploads=[], key=key, photo_dir=tmp_path,
+                             photo_max_bytes=10_000_000, now=THURSDAY)
+
+    first = file(people["inspector"], key="trips-0")  # the rules and the calendar cached, as in a running server
+    connection = driver_connection(session)
+    with tempfile.TemporaryFile("w+") as trace:
+        connection.pgconn.trace(trace.fileno())
+        connection.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            filed = file(BearerToken(token))
+        finally:
+            connection.pgconn.untrace()
+        trace.seek(0)
+        sent = [line.split("\t") for line in trace.read().splitlines()]
+    # a round trip ends with a Sync (extended protocol, pipelines) or is a simple Query
+    trips = sum(1 for line in sent if line[0] == "F" and line[2] in ("Sync", "Query"))
+    assert trips == 2 and not filed.replayed and filed.case.proposed_department == "HW"
+    # the same inspector's repeat, found by the search that went with the rest, is merged
+    assert filed.case.reporter_id == people["inspector"].id and filed.merged_into == first.case.number
+    assert file(BearerToken(token)).case.id == filed.case.id  # the retry, by its key
+    with pytest.raises(NotAuthenticated):
+        file(BearerToken("not-a-token"), key="trips-2")
+    analyst = issue_token(session=session, name="demo-analyst", password="analyst-demo")[0]
+    with pytest.raises(Forbidden):
+        file(BearerToken(analyst), key="trips-3")
 
 
 def test_self_disposal_needs_a_photo(session, people, report, tmp_path):

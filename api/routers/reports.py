@@ -12,7 +12,7 @@ from pydantic import StringConstraints, TypeAdapter, ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData, UploadFile as FormFile
 
-from api.deps import SessionDep, SettingsDep, UserDep, authenticate, bearer_token, session_slot
+from api.deps import SessionDep, SettingsDep, UserDep, bearer_token, given, session_slot
 from api.forms import read_form
 from gridmap.cases.access import CASE_READERS, require_role
 from gridmap.cases.photos import PhotoTooLarge, photo_file
@@ -100,9 +100,10 @@ def _located(where: str, error: ValidationError, *name: str) -> list[dict]:
 def _file(sessions: sessionmaker[Session], token: str | None, form: ReportInput, photos: list[FormFile], key: str,
           cases: CaseSettings) -> tuple[bool, ReportReceipt]:
     with unit_of_work(sessions) as session:  # committed before the answer goes out: a client told 201 can
-        user = authenticate(session, token)   # count on the case being there
-        filed = submit_report(session=session, user=user, report=form, uploads=_read(photos, cases.photo_max_bytes),
-                              key=key, photo_dir=cases.photo_dir, photo_max_bytes=cases.photo_max_bytes)
+        # count on the case being there; the token is checked with the filing's first statements
+        filed = submit_report(session=session, user=given(token), report=form,
+                              uploads=_read(photos, cases.photo_max_bytes), key=key, photo_dir=cases.photo_dir,
+                              photo_max_bytes=cases.photo_max_bytes)
         return filed.replayed, receipt(session, filed)
 
 

@@ -31,9 +31,21 @@ def find_duplicates(session: Session, *, lon: float, lat: float, class_code: str
     """Open cases of class ``class_code`` within the class's radius of (``lon``, ``lat``) and its window: as
     proposals for the acceptor, and the (id, number) of the one a new report merely repeats (same inspector,
     a few metres, minutes ago), if any."""
-    params = {"lon": lon, "lat": lat, "class_code": class_code, "since": now - DUPLICATE_WINDOW,
-              "radius_m": duplicate_radius(class_code)}
-    rows = driver_connection(session).execute(NEAR_OPEN_CASES, params).fetchall()
+    sql, params = duplicates_query(lon=lon, lat=lat, class_code=class_code, now=now)
+    return duplicates_found(driver_connection(session).execute(sql, params).fetchall(), reporter_id=reporter_id,
+                            now=now)
+
+
+def duplicates_query(*, lon: float, lat: float, class_code: str, now: datetime) -> tuple[str, dict]:
+    """The statement (driver SQL and parameters) of :func:`find_duplicates`, for a caller that sends it together
+    with others (:func:`duplicates_found` reads its rows)."""
+    return NEAR_OPEN_CASES, {"lon": lon, "lat": lat, "class_code": class_code, "since": now - DUPLICATE_WINDOW,
+                             "radius_m": duplicate_radius(class_code)}
+
+
+def duplicates_found(rows: list[tuple], *, reporter_id: int | None,
+                     now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
+    """:func:`find_duplicates`'s answer from the rows of :func:`duplicates_query`."""
     proposals = [{"number": number, "status": status, "distance_m": distance, "reported_at": at.isoformat()}
                  for _, number, status, _, at, distance in rows]
     repeat = next(((id_, number) for id_, number, _, reporter, at, distance in rows

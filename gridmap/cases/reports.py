@@ -6,9 +6,11 @@ network dropped the answer, the offline queue resends) gets the original case ba
 different body is refused. Two copies racing each other meet at the key's primary key: the second waits
 for the first to commit and then answers with its case.
 
-Reports come in all day long, so filing one takes few round trips to the database: the key is claimed
-(with the calendar's version read alongside), the duplicates are searched, and the case goes in with its
-report event in one statement, which also reads the proposed department's name for the receipt.
+Reports come in all day long, so filing one takes three round trips to the database: the token is checked,
+the key claimed (with the calendar's version read alongside), the features near the fix read and open cases
+of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then the case goes in
+with its report event in one statement, which also reads the proposed department's name for the receipt;
+then the commit.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from gridmap.calendar.service import Calendar, get_calendar
 from gridmap.cases import deadlines
 from gridmap.cases.access import REPORTERS, require_role
-from gridmap.cases.duplicates import find_duplicates
+from gridmap.cases.duplicates import duplicates_found, duplicates_query, find_duplicates
 from gridmap.cases.exceptions import BadCaseInput, IdempotencyConflict
 from gridmap.cases.flags import local_time, photo_flags
 from gridmap.cases.models import CaseEvent, CaseFile, IdempotencyKey, Photo
@@ -37,9 +39,10 @@ from gridmap.cases.policy import FUTURE_SLACK
 from gridmap.cases.schemas import ActionRequest, ReportInput
 from gridmap.cases.service import Step, record
 from gridmap.db.base import STORAGE_SRID
-from gridmap.db.engine import driver_connection
-from gridmap.routing.service import assign_one
-from gridmap.users.service import CurrentUser
+from gridmap.db.engine import driver_connection, fetch_together
+from gridmap.routing.exceptions import BadReport
+from gridmap.routing.service import decide_fix, fix_of
+from gridmap.users.service import BearerToken, CurrentUser, token_query, token_user
 
 KEY_PATTERN = r"^[\x21-\x7e]{8,128}$"  # printable ASCII; a UUID is typical
 #: what the case takes from the routing decision as it is
@@ -51,14 +54,19 @@ assert set(DECIDED) <= set(CASE_FIELDS), "a decided field that is no column of c
 EVENT_FIELDS = tuple(c.key for c in CaseEvent.__table__.c if c.key != "id")
 
 
-# The two statements every report runs go to the driver (driver_connection: its SQL, its tuples)
+# The statements every report runs go to the driver (driver_connection: its SQL, its tuples)
 
-#: claim a key for a new case id; read the default calendar's version alongside (for get_calendar)
-CLAIM = """
+#: claim a key for a new case id; read the default calendar's version alongside (for get_calendar). The user is
+#: given, or is the one of the bearer token checked in the same round trip (an unknown token claims nothing,
+#: and its check refuses the report)
+_CLAIM = """
 INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
-VALUES (%(user)s, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'))
+SELECT {user}, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'){source}
 ON CONFLICT DO NOTHING
 RETURNING case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')"""
+CLAIM = _CLAIM.format(user="%(user)s", source="")
+CLAIM_BY_TOKEN = _CLAIM.format(user="t.user_id", source="""
+FROM api_token t WHERE t.token_hash = %(token_hash)s AND t.expires_at > %(now)s""")
 
 
 def _file_case() -> str:
@@ -104,15 +112,36 @@ def request_hash(report: ReportInput, uploads: list[Upload]) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def submit_report(*, session: Session, user: CurrentUser, report: ReportInput, uploads: list[Upload], key: str,
-                  photo_dir: Path, photo_max_bytes: int, now: datetime | None = None) -> Filed:
-    """File the report as a case (or return the case an earlier request with the same ``key`` filed)."""
-    require_role(user, REPORTERS, "reporting")
+def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: ReportInput, uploads: list[Upload],
+                  key: str, photo_dir: Path, photo_max_bytes: int, now: datetime | None = None) -> Filed:
+    """File the report as a case (or return the case an earlier request with the same ``key`` filed).
+
+    ``user`` may be the request's bearer token: it is then checked in the first round trip to the database,
+    together with the key's claim and the searches around the fix (the features near it, open cases of its
+    class), which every new report needs. A report is refused for the first of these reasons: not logged in,
+    not allowed to report, its key used for another report, a bad time, a bad fix or class."""
     now = now or datetime.now(timezone.utc)
     digest = request_hash(report, uploads)
-    claimed = driver_connection(session).execute(CLAIM, {"user": user.id, "idempotency_key": key,
-                                                         "digest": digest}).fetchone()
-    if claimed is None:
+    try:
+        fix, unroutable = fix_of(x=report.x, y=report.y, crs=report.crs, accuracy=report.accuracy,
+                                 class_code=report.class_code, case_type=report.case_type,
+                                 component_id=report.component_id), None
+    except BadReport as error:  # raised below, in its turn
+        fix, unroutable = None, error
+    claim = {"idempotency_key": key, "digest": digest}
+    if isinstance(user, BearerToken):
+        token_sql, token_params = token_query(user.token)
+        statements = [(token_sql, token_params), (CLAIM_BY_TOKEN, claim | token_params)]
+    else:
+        statements = [(CLAIM, claim | {"user": user.id})]
+    if fix is not None:
+        statements += [fix.query, duplicates_query(lon=fix.lon, lat=fix.lat, class_code=report.class_code[-4:],
+                                                   now=now)]
+    rows = fetch_together(session, statements)
+    if isinstance(user, BearerToken):
+        user = token_user(rows.pop(0))
+    require_role(user, REPORTERS, "reporting")
+    if not rows[0]:
         earlier = session.get(IdempotencyKey, (user.id, key), populate_existing=True)
         if earlier.request_hash != digest:
             raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for a different report: use a new key "
@@ -121,14 +150,15 @@ def submit_report(*, session: Session, user: CurrentUser, report: ReportInput, u
     _check_time(report, now)
     if report.self_disposed and not uploads:
         raise BadCaseInput("a report closed on the spot (self_disposed) needs a photo of the result")
-    decision = assign_one(session=session, x=report.x, y=report.y, crs=report.crs, accuracy=report.accuracy,
-                          class_code=report.class_code, case_type=report.case_type, component_id=report.component_id)
+    if unroutable is not None:
+        raise unroutable
+    decision = decide_fix(session, fix, rows[1][0])
     photos = [store_photo(u.data, directory=photo_dir, filename=u.filename, max_bytes=photo_max_bytes)
               for u in uploads]
-    case_id, calendar_stamp = claimed
+    case_id, calendar_stamp = rows[0][0]
     calendar = get_calendar(session=session, stamp=calendar_stamp)
     _save_photos(session, photos, user, calendar.timezone)
-    return _open(session, decision, report, user, now, photos, calendar, None, case_id)
+    return _open(session, decision, report, user, now, photos, calendar, None, case_id, near_cases=rows[2])
 
 
 def upload_photo(*, session: Session, user: CurrentUser, upload: Upload, photo_dir: Path,
@@ -162,8 +192,10 @@ def open_case(session: Session, decision: dict, report: ReportInput, user: Curre
 
 
 def _open(session: Session, decision: dict, report: ReportInput, user: CurrentUser, now: datetime,
-          photos: list[StoredPhoto], calendar: Calendar, source: str | None, case_id: int | None) -> Filed:
-    """:func:`open_case`, with what the receipt needs besides the case."""
+          photos: list[StoredPhoto], calendar: Calendar, source: str | None, case_id: int | None,
+          near_cases: list[tuple] | None = None) -> Filed:
+    """:func:`open_case`, with what the receipt needs besides the case; ``near_cases``: the rows of the
+    duplicates' search if the caller has run it (:func:`duplicates_query`)."""
     source = source or ("self_disposal" if report.self_disposed else "inspector")
     case = _new_case(session, decision, report, user, now, photos, calendar, source, case_id)
     step = Step(session, case, user, ActionRequest(version=1, lon=decision["lon"], lat=decision["lat"],
@@ -171,8 +203,10 @@ def _open(session: Session, decision: dict, report: ReportInput, user: CurrentUs
                                                    photos=[p.sha256 for p in photos]),
                 calendar, now, {"evidence": decision["evidence"], "source": source})
     # only an inspector's own repeat merges at once: hotline calls entered by one acceptor are different callers
-    proposals, repeat = find_duplicates(session, lon=decision["lon"], lat=decision["lat"], class_code=case.class_code,
-                                        reporter_id=case.reporter_id if source == "inspector" else None, now=now)
+    reporter = case.reporter_id if source == "inspector" else None
+    proposals, repeat = (duplicates_found(near_cases, reporter_id=reporter, now=now) if near_cases is not None else
+                         find_duplicates(session, lon=decision["lon"], lat=decision["lat"], class_code=case.class_code,
+                                         reporter_id=reporter, now=now))
     case.duplicate_candidates = proposals
     if report.self_disposed:
         case.status, case.closed_at, case.close_kind, case.handled_at = "closed", now, "self", now

@@ -74,6 +74,20 @@ def driver_connection(session: Session):
     return session.connection().connection.driver_connection
 
 
+def fetch_together(session: Session, statements: list[tuple[str, dict]]) -> list[list[tuple]]:
+    """Run ``statements`` (the driver's SQL and parameters, see :func:`driver_connection`) in the session's
+    transaction in one round trip, in order, and return each one's rows.
+
+    psycopg's pipeline mode sends them all before reading any answer. Each round trip of a busy path costs more
+    than the wait: the server process and the waiting thread are woken, on a loaded machine from caches other
+    processes have since filled. A statement that fails raises here, as it would alone, and the ones after it
+    are not run."""
+    connection = driver_connection(session)
+    with connection.pipeline():
+        cursors = [connection.execute(sql, params) for sql, params in statements]
+    return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+
+
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 

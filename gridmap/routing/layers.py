@@ -194,7 +194,15 @@ def load_layers(*, session: Session, metric: CRS, class_codes: list[str] | None 
 def layers_near(*, session: Session, lon: float, lat: float, accuracy_m: float | None, class_code: str | None,
                 component_id: str | None) -> tuple[Reference, Layers]:
     """The reference tables (:meth:`Reference.current`) and the features near one fix that its decision can
-    use, with the picked component: one round trip to the database.
+    use, with the picked component: one round trip to the database (:func:`near_query`, :func:`layers_found`)."""
+    sql, params = near_query(lon=lon, lat=lat, accuracy_m=accuracy_m, class_code=class_code, component_id=component_id)
+    return layers_found(session, driver_connection(session).execute(sql, params).fetchone())
+
+
+def near_query(*, lon: float, lat: float, accuracy_m: float | None, class_code: str | None,
+               component_id: str | None) -> tuple[str, dict]:
+    """The statement (driver SQL and parameters) that reads the reference tables' stamp and the features near
+    one fix, for :func:`layers_found`; a caller with other statements to run sends them together.
 
     Each layer is searched as far as the decision looks into it (a bounding box a little larger): the unit
     grids as far as the accuracy circle reaches, the roads as far as the widest road tolerance, the
@@ -205,7 +213,11 @@ def layers_near(*, session: Session, lon: float, lat: float, accuracy_m: float |
     params = {"lon": lon, "lat": lat, "cls": class_code or "", "picked": component_id,
               **{f"{alias}_degrees": radius * to_degrees + 1e-6 for alias, radius in (
                   ("g", max(accuracy, ON_EDGE_M)), ("r", MAX_ROAD_TOLERANCE_M), ("p", max(accuracy, SNAP_RADIUS_M)))}}
-    row = driver_connection(session).execute(_NEAR_SQL[component_id is not None], params).fetchone()
+    return _NEAR_SQL[component_id is not None], params
+
+
+def layers_found(session: Session, row: tuple) -> tuple[Reference, Layers]:
+    """The reference tables and the layers near a fix from the row of its :func:`near_query`."""
     stamp, found = tuple(row[:len(STAMP_COLUMNS)]), row[len(STAMP_COLUMNS):]
     ref = Reference.current(session, stamp)
     return ref, Layers(*_project([_from_json(rows, names) for rows, names in zip(found, _NAMES)], ref.to_metric))

@@ -7,6 +7,7 @@ each layer around the fix, the batch path from whole layers loaded once) and cal
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,9 +19,10 @@ import shapely
 from sqlalchemy.orm import Session
 
 from gridmap.crs import PHONE_SYSTEMS, to_wgs84
+from gridmap.db.engine import driver_connection
 from gridmap.routing.decide import decide, decide_columns
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
-from gridmap.routing.layers import Layers, Reference, layers_near, load_layers
+from gridmap.routing.layers import Layers, Reference, layers_found, load_layers, near_query
 from gridmap.routing.single import decide_one
 from gridmap.routing.table import distinct_rows
 
@@ -130,6 +132,35 @@ def _finish(prepared: dict[str, np.ndarray], decided: pd.DataFrame) -> pd.DataFr
                           error=pd.Series(error, dtype=object))
 
 
+@dataclass(frozen=True)
+class Fix:
+    """A report's fix made ready for its decision: in WGS84, with the statement that reads what is near it
+    (:func:`fix_of`; decided by :func:`decide_fix` from that statement's row)."""
+
+    lon: float
+    lat: float
+    accuracy: float | None
+    class_code: str
+    case_type: str | None
+    component_id: str | None
+    query: tuple[str, dict]
+
+
+def fix_of(*, x: float, y: float, crs: str = "wgs84", accuracy: float | None = None, class_code: str,
+           case_type: str | None = None, component_id: str | None = None) -> Fix:
+    """The fix in WGS84 and the query of what is near it; raises :class:`BadReport` for a bad CRS, coordinates
+    or accuracy (the class is checked against the catalogue the query reads)."""
+    try:
+        lon, lat = (float(np.ravel(v)[0]) for v in to_wgs84([x], [y], crs))
+    except ValueError as error:
+        raise BadReport(str(error)) from None
+    if accuracy is not None and not 0 <= accuracy < np.inf:
+        raise BadReport(ACCURACY_ERROR)
+    query = near_query(lon=lon, lat=lat, accuracy_m=accuracy, class_code=minor_class(class_code),
+                       component_id=component_id)
+    return Fix(lon, lat, accuracy, class_code, case_type, component_id, query)
+
+
 def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accuracy: float | None = None,
                class_code: str, case_type: str | None = None, component_id: str | None = None) -> dict:
     """Decide one report against the database and return the decision (a dict of :data:`OUTPUT` fields,
@@ -137,20 +168,21 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
 
     Raises :class:`BadReport` (bad class, CRS, coordinates, component) or :class:`OutsideServiceArea`.
     """
-    try:
-        lon, lat = (float(np.ravel(v)[0]) for v in to_wgs84([x], [y], crs))
-    except ValueError as error:
-        raise BadReport(str(error)) from None
-    if accuracy is not None and not 0 <= accuracy < np.inf:
-        raise BadReport(ACCURACY_ERROR)
+    fix = fix_of(x=x, y=y, crs=crs, accuracy=accuracy, class_code=class_code, case_type=case_type,
+                 component_id=component_id)
     # the reference tables' stamp comes with the layers (one round trip); the class is checked against them after
-    ref, layers = layers_near(session=session, lon=lon, lat=lat, accuracy_m=accuracy, class_code=minor_class(class_code),
-                              component_id=component_id)
-    prepared = prepare_one(lon, lat, accuracy, class_code, case_type, component_id, ref)
+    return decide_fix(session, fix, driver_connection(session).execute(*fix.query).fetchone())
+
+
+def decide_fix(session: Session, fix: Fix, row: tuple) -> dict:
+    """:func:`assign_one`'s decision from the row of the fix's query (which a caller may have run together
+    with other statements)."""
+    ref, layers = layers_found(session, row)
+    prepared = prepare_one(fix.lon, fix.lat, fix.accuracy, fix.class_code, fix.case_type, fix.component_id, ref)
     if prepared["input_error"][0]:
         raise UnknownClass(prepared["input_error"][0])
     # the usual report is decided step by step; a picked component or a fix on a shared edge column-wise
-    result = None if component_id is not None else decide_one(
+    result = None if fix.component_id is not None else decide_one(
         *(float(prepared[name][0]) for name in ("x", "y", "accuracy")), prepared["case_type"][0],
         prepared["class_code"][0], layers, ref)
     if result is None:
@@ -160,7 +192,7 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
         result["evidence"] = None if result["error"] else orjson.loads(result["evidence"])
     if result["error"]:
         raise (OutsideServiceArea if "territory" in result["error"] else BadReport)(result["error"])
-    result.update(case_type=prepared["case_type"][0], lon=lon, lat=lat)
+    result.update(case_type=prepared["case_type"][0], lon=fix.lon, lat=fix.lat)
     return result
 
 
