@@ -78,10 +78,9 @@ def fetch_together(session: Session, statements: list[tuple[str, dict]]) -> list
     """Run ``statements`` (the driver's SQL and parameters, see :func:`driver_connection`) in the session's
     transaction in one round trip, in order, and return each one's rows.
 
-    psycopg's pipeline mode sends them all before reading any answer. Each round trip of a busy path costs more
-    than the wait: the server process and the waiting thread are woken, on a loaded machine from caches other
-    processes have since filled. A statement that fails raises here, as it would alone, and the ones after it
-    are not run."""
+    psycopg's pipeline mode sends them all before reading any answer: the request waits for the database once,
+    not once per statement (on loopback a fraction of a millisecond each, more when PostgreSQL is on another
+    host). A statement that fails raises here, as it would alone, and the ones after it are not run."""
     connection = driver_connection(session)
     with connection.pipeline():
         cursors = [connection.execute(sql, params) for sql, params in statements]
