@@ -253,8 +253,8 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
 
 def _record(row: CaseFile | CaseEvent, fields: tuple[str, ...]) -> str:
     """The row's ``fields`` as a JSON object for ``json_populate_record``, which sets a missing one to null."""
-    values = ((k, getattr(row, k)) for k in fields)
-    return orjson.dumps({k: value for k, value in values if value is not None}, default=_exact).decode()
+    values = row.__dict__  # what was set, as set (an attribute never set reads None: left out like one)
+    return orjson.dumps({k: values[k] for k in fields if values.get(k) is not None}, default=_exact).decode()
 
 
 def _exact(value):

@@ -75,8 +75,8 @@ def driver_connection(session: Session):
 
 
 def fetch_together(session: Session, statements: list[tuple[str, dict]]) -> list[list[tuple]]:
-    """Run ``statements`` (the driver's SQL and parameters, see :func:`driver_connection`) in the session's
-    transaction in one round trip, in order, and return each one's rows.
+    """Run ``statements`` (the driver's SQL and parameters, see :func:`driver_connection`; each returns rows) in
+    the session's transaction in one round trip, in order, and return each one's rows.
 
     psycopg's pipeline mode sends them all before reading any answer: the request waits for the database once,
     not once per statement (on loopback a fraction of a millisecond each, more when PostgreSQL is on another
@@ -84,7 +84,7 @@ def fetch_together(session: Session, statements: list[tuple[str, dict]]) -> list
     connection = driver_connection(session)
     with connection.pipeline():
         cursors = [connection.execute(sql, params) for sql, params in statements]
-    return [cursor.fetchall() if cursor.description is not None else [] for cursor in cursors]
+    return [cursor.fetchall() for cursor in cursors]
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
