@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from gridmap.calendar.models import CalendarDay, WorkingCalendar
+from gridmap.db.engine import database_key
 
 Window = tuple[time, time]
 
@@ -137,7 +138,7 @@ def load_calendar(*, session: Session, path: Path) -> str:
 
 
 #: calendars built before, by (database, code), with the updated_at they were built from
-_BUILT: dict[tuple[str, str], tuple[datetime, Calendar]] = {}
+_BUILT: dict[tuple[tuple, str], tuple[datetime, Calendar]] = {}
 
 
 def get_calendar(*, session: Session, code: str = "default", stamp: datetime | None = None) -> Calendar:
@@ -147,7 +148,7 @@ def get_calendar(*, session: Session, code: str = "default", stamp: datetime | N
     round trip); it is read here otherwise."""
     if stamp is None:
         stamp = session.scalar(select(WorkingCalendar.updated_at).where(WorkingCalendar.code == code))
-    key = (str(session.get_bind().engine.url), code)
+    key = (database_key(session), code)
     cached = _BUILT.get(key)
     if stamp is not None and cached is not None and cached[0] == stamp:
         return cached[1]

@@ -78,12 +78,16 @@ def record(step: Step, action: str, before: str | None, *, due: datetime | None 
     deadline of the stage the action ended (the KPIs' "on time"). With ``add=False`` only build it, for a
     caller that inserts it itself (a new case and its first event go in together)."""
     r, user = step.request, step.user
-    event = CaseEvent(case_id=step.case.id, action=action, from_status=before, to_status=step.case.status,
-                      actor_id=user.id if user else None, actor_role=user.role if user else None, at=step.now, due_at=due,
-                      lon=r.lon, lat=r.lat, accuracy_m=r.accuracy, note=r.note or r.reason, photos=list(r.photos),
-                      data=step.data)
-    if add:
-        step.session.add(event)
+    values = dict(case_id=step.case.id, action=action, from_status=before, to_status=step.case.status,
+                  actor_id=user.id if user else None, actor_role=user.role if user else None, at=step.now, due_at=due,
+                  lon=r.lon, lat=r.lat, accuracy_m=r.accuracy, note=r.note or r.reason, photos=list(r.photos),
+                  data=step.data)
+    if not add:  # only read by its caller: its columns set at once, without the attribute events (as _new_case)
+        event = CaseEvent.__mapper__.class_manager.new_instance()
+        event.__dict__.update(values)
+        return event
+    event = CaseEvent(**values)
+    step.session.add(event)
     return event
 
 

@@ -74,6 +74,13 @@ def driver_connection(session: Session):
     return session.connection().connection.driver_connection
 
 
+def database_key(session: Session) -> tuple:
+    """Which database ``session`` works in (server and name), for caches of what is read from it: a URL
+    renders itself to text each time it is hashed, which a report would pay twice."""
+    url = session.get_bind().engine.url
+    return url.host, url.port, url.query.get("host"), url.database
+
+
 def fetch_together(session: Session, statements: list[tuple[str, dict]]) -> list[list[tuple]]:
     """Run ``statements`` (the driver's SQL and parameters, see :func:`driver_connection`; each returns rows) in
     the session's transaction in one round trip, in order, and return each one's rows.

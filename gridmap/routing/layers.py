@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from gridmap.crs import transformer
-from gridmap.db.engine import driver_connection
+from gridmap.db.engine import database_key, driver_connection
 from gridmap.departments.service import load_rules
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, ON_EDGE_M, SNAP_RADIUS_M
 from gridmap.routing.table import Table
@@ -51,7 +51,7 @@ LEFT JOIN department ow ON ow.id = p.owner_department_id WHERE p.status <> '移�
 STAMP_COLUMNS = ("(SELECT metric_srid FROM city)", "(SELECT updated_at FROM city)",
                  "(SELECT reference_version FROM city)")
 STAMP_SQL = "SELECT " + ", ".join(STAMP_COLUMNS)
-_CACHE: dict = {}  # database URL → (stamp, Reference)
+_CACHE: dict = {}  # database (database_key) → (stamp, Reference)
 
 # the single path's search around the fix, in the driver's SQL (see driver_connection); each layer as far as
 # a decision looks in it (see layers_near)
@@ -139,7 +139,7 @@ class Reference:
         millisecond. ``stamp`` is that row if the caller has just read it (:func:`layers_near` does)."""
         if stamp is None:
             stamp = tuple(session.execute(_STAMP).one())
-        database = session.get_bind().engine.url
+        database = database_key(session)
         cached = _CACHE.get(database)
         if cached is None or cached[0] != stamp:
             cached = _CACHE[database] = (stamp, cls.load(session, CRS.from_epsg(stamp[0])))
