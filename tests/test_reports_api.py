@@ -80,6 +80,12 @@ def test_log_in_and_who_am_i(client, tokens):
     assert client.get("/api/v1/cases").status_code == 401
     bogus = client.get("/api/v1/cases", headers={"Authorization": "Bearer not-a-token"})
     assert bogus.status_code == 401 and "log in again" in bogus.json()["detail"]
+    # a report checks its token along with its first statements: refused the same way, before its fix or class
+    assert send(client, {}).status_code == 401
+    for fields in ({}, {"crs": "mars"}, {"class_code": "29999"}):
+        refused = send(client, {"Authorization": "Bearer not-a-token"}, fields)
+        assert refused.status_code == 401 and "log in again" in refused.json()["detail"], fields
+        assert fields == {} or send(client, tokens["inspector"], fields).status_code == 422  # logged in
 
 
 def test_guessing_passwords_is_slowed_down(client, api_url):
