@@ -54,7 +54,7 @@ STAMP_SQL = "SELECT " + ", ".join(STAMP_COLUMNS)
 _CACHE: dict = {}  # database (database_key) → (stamp, Reference)
 
 # the single path's search around the fix, in the driver's SQL (see driver_connection); each layer as far as
-# a decision looks in it (see layers_near)
+# a decision looks in it (see near_query)
 NEAR = "AND {alias}.geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), %({alias}_degrees)s)"
 _COMPONENTS_NEAR = "AND ((p.class_code = %(cls)s " + NEAR.format(alias="p") + "){picked})"
 
@@ -136,7 +136,7 @@ class Reference:
 
         The stamp (:data:`STAMP_COLUMNS`) is read on every call, inside the caller's transaction, so that a
         rule or class it has just changed (committed or not) is seen at once; it costs a fraction of a
-        millisecond. ``stamp`` is that row if the caller has just read it (:func:`layers_near` does)."""
+        millisecond. ``stamp`` is that row if the caller has just read it (:func:`layers_found` passes it)."""
         if stamp is None:
             stamp = tuple(session.execute(_STAMP).one())
         database = database_key(session)
