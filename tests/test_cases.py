@@ -224,6 +224,8 @@ def test_a_report_with_its_token_is_filed_in_two_round_trips(session, people, tm
     analyst = issue_token(session=session, name="demo-analyst", password="analyst-demo")[0]
     with pytest.raises(Forbidden):
         file(BearerToken(analyst), key="trips-3")
+    # neither refused report claimed its key, even in a transaction that goes on
+    assert session.scalar(text("SELECT count(*) FROM idempotency_key WHERE key IN ('trips-2', 'trips-3')")) == 0
 
 
 def test_self_disposal_needs_a_photo(session, people, report, tmp_path):

@@ -57,8 +57,8 @@ EVENT_FIELDS = tuple(c.key for c in CaseEvent.__table__.c if c.key != "id")
 # The statements every report runs go to the driver (driver_connection: its SQL, its tuples)
 
 #: claim a key for a new case id; read the default calendar's version alongside (for get_calendar). The user is
-#: given, or is the one of the bearer token checked in the same round trip (an unknown token claims nothing,
-#: and its check refuses the report)
+#: given, or is the one of the bearer token checked in the same round trip (a token that is unknown, expired
+#: or not a reporter's claims nothing, and its check refuses the report)
 _CLAIM = """
 INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
 SELECT {user}, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'){source}
@@ -66,7 +66,8 @@ ON CONFLICT DO NOTHING
 RETURNING case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')"""
 CLAIM = _CLAIM.format(user="%(user)s", source="")
 CLAIM_BY_TOKEN = _CLAIM.format(user="t.user_id", source="""
-FROM api_token t WHERE t.token_hash = %(token_hash)s AND t.expires_at > %(now)s""")
+FROM api_token t JOIN app_user u ON u.id = t.user_id
+WHERE t.token_hash = %(token_hash)s AND t.expires_at > %(now)s AND u.active AND u.role = ANY(%(roles)s)""")
 
 
 def _file_case() -> str:
@@ -131,7 +132,8 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
     claim = {"idempotency_key": key, "digest": digest}
     if isinstance(user, BearerToken):
         token_sql, token_params = token_query(user.token)
-        statements = [(token_sql, token_params), (CLAIM_BY_TOKEN, claim | token_params)]
+        statements = [(token_sql, token_params),
+                      (CLAIM_BY_TOKEN, claim | token_params | {"roles": list(REPORTERS)})]
     else:
         statements = [(CLAIM, claim | {"user": user.id})]
     if fix is not None:
