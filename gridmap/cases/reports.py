@@ -42,7 +42,7 @@ from gridmap.db.base import STORAGE_SRID
 from gridmap.db.engine import driver_connection, fetch_together
 from gridmap.routing.exceptions import BadReport
 from gridmap.routing.service import decide_fix, fix_of
-from gridmap.users.service import BearerToken, CurrentUser, token_query, token_user
+from gridmap.users.service import TOKEN_JOIN, TOKEN_VALID, BearerToken, CurrentUser, token_query, token_user
 
 KEY_PATTERN = r"^[\x21-\x7e]{8,128}$"  # printable ASCII; a UUID is typical
 #: what the case takes from the routing decision as it is
@@ -65,9 +65,8 @@ SELECT {user}, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'){sour
 ON CONFLICT DO NOTHING
 RETURNING case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')"""
 CLAIM = _CLAIM.format(user="%(user)s", source="")
-CLAIM_BY_TOKEN = _CLAIM.format(user="t.user_id", source="""
-FROM api_token t JOIN app_user u ON u.id = t.user_id
-WHERE t.token_hash = %(token_hash)s AND t.expires_at > %(now)s AND u.active AND u.role = ANY(%(roles)s)""")
+CLAIM_BY_TOKEN = _CLAIM.format(user="u.id", source=f"""
+FROM app_user u {TOKEN_JOIN} WHERE {TOKEN_VALID} AND u.role = ANY(%(roles)s)""")
 
 
 def _file_case() -> str:
