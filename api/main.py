@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from anyio import to_thread
+from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.assets import mount_assets
 from api.errors import install_error_handlers
 from api.routers import auth, cases, catalogue, departments, kpi, layers, pages, reports, routing, site, tiles
 from gridmap import __version__
 from gridmap.config import Settings, load_settings
-from gridmap.db.engine import database_url, make_engine, make_session_factory
+from gridmap.db.engine import database_url, make_engine, make_session_factory, unit_of_work
+from gridmap.routing.layers import refresh_city
+
+log = logging.getLogger(__name__)
+#: how often a process checks whether the city's layers it holds are still current (one small query)
+CITY_CHECK_SECONDS = 5.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -23,7 +31,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # routes run in worker threads; as many as there are pooled connections, so none waits for one
         to_thread.current_default_thread_limiter().total_tokens = settings.api.concurrency
+        keeper = asyncio.create_task(keep_city(app.state.session_factory)) if settings.api.city_in_memory else None
         yield
+        if keeper is not None:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)  # a load under way finishes first
         engine.dispose()
 
     app = FastAPI(
@@ -45,6 +57,24 @@ def create_app(settings: Settings) -> FastAPI:
     mount_assets(app)
 
     return app
+
+
+async def keep_city(sessions: sessionmaker[Session]) -> None:
+    """Load the city's layers into this process at start and again whenever the database changes them (checked
+    every few seconds, in a thread of its own: a load takes a second or two); meanwhile reports search the
+    database, so none waits for a load or decides from layers that are no longer current."""
+    alone = CapacityLimiter(1)
+    while True:
+        try:
+            await to_thread.run_sync(_refresh_city, sessions, limiter=alone)
+        except Exception as error:  # the database away for a moment: reports go on searching it meanwhile
+            log.warning("could not load the city's layers (tried again in %g s): %s", CITY_CHECK_SECONDS, error)
+        await asyncio.sleep(CITY_CHECK_SECONDS)
+
+
+def _refresh_city(sessions: sessionmaker[Session]) -> None:
+    with unit_of_work(sessions) as session:
+        refresh_city(session)
 
 
 def app_from_environment() -> FastAPI:

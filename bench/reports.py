@@ -1,7 +1,7 @@
 """Inspectors' report intake under load: the API on a real PostGIS, driven over loopback by N simulated
 inspectors from a separate process, then checked case by case in the database.
 
-Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 4]`` after
+Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 3]`` after
 ``make setup``. It creates a private database with the demo city (≈30 s; ``--keep`` keeps it and
 ``--database-url`` reuses it), serves the app as deployed (``python -m api.serve --workers N``: uvicorn
 processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each inspector log in
@@ -48,6 +48,7 @@ from urllib.parse import urlencode
 import numpy as np
 import orjson
 from api.serve import worker_pids
+from gridmap.config import ApiSettings
 from common import HttpError, KeepAlive, drop_database, start_server, stop_server, tail
 
 TARGET_RATE, TARGET_P99_MS = 300.0, 50.0
@@ -428,8 +429,10 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--inspectors", type=int, default=32, help="simulated inspectors (1..512)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window (1..600)")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds sent first and not counted")
-    parser.add_argument("--workers", type=int, default=4, help="server worker processes (as gridmap serve)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds sent first and not counted (each "
+                        "worker loads the city's layers meanwhile, ≈ 0.5 s of CPU)")
+    parser.add_argument("--workers", type=int, default=ApiSettings.model_fields["workers"].default,
+                        help="server worker processes (default: as gridmap serve)")
     parser.add_argument("--rate", type=float, default=0.0, help="requests/s in all, retries included (0: back to back)")
     parser.add_argument("--photo-share", type=float, default=0.1)
     parser.add_argument("--retry-share", type=float, default=0.02)

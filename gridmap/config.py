@@ -54,11 +54,16 @@ class ApiSettings(BaseSettings):
     # leave one idle whenever it drew the busier connections. More threads than that only fight over the
     # interpreter lock. Measured with bench/reports.py on 2 cores: 2 workers × 12 answered 165 reports/s
     # back to back, 2 × 4 ≈ 270; at a steady 250/s, 2 × 4 fell behind (one worker saturated, the other
-    # idle half the time), 4 × 2 kept up; at 200/s, 4 × 2 answered with p99 41 ms.
-    workers: int = Field(default=4, ge=1, le=64, description="server processes (one socket each, the kernel "
+    # idle half the time), 4 × 2 kept up. Since reports are filed on the event loop (one at a time per
+    # process, api/routers/reports.py), every process more is only more switching: at 310 requests/s,
+    # 3 workers spent 3.1–3.5 ms of server CPU a report where 4 spent 3.9 in the runs beside them.
+    workers: int = Field(default=3, ge=1, le=64, description="server processes (one socket each, the kernel "
                          "spreads the connections)")
     concurrency: int = Field(default=2, ge=1, le=64, description="requests worked on at once per process "
                              "(threads, and database connections kept open); more wait their turn")
+    city_in_memory: bool = Field(default=True, description="each process holds the city's grids, roads and "
+                                 "components in memory (the demo city: ≈ 40 MB) and decides reports from them "
+                                 "instead of searching the database for each")
 
 
 class CaseSettings(BaseSettings):

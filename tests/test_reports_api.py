@@ -4,6 +4,7 @@ other), photos checked by content and size, and bad input answered with a 4xx th
 from __future__ import annotations
 
 import io
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from api.main import create_app
 from gridmap.config import CaseSettings, DatabaseSettings, Settings
 from gridmap.demo.users import demo_users
+from gridmap.routing.layers import STAMP_SQL, held_stamp
 from gridmap.users.service import create_user
 from tests.conftest import clone_database, drop_database
 
@@ -133,6 +135,48 @@ def test_report_answers_with_the_case_the_department_and_why(client, tokens):
     assert client.get(f"/api/v1/photos/{sha}?thumbnail=true", headers=tokens["supervisor"]).headers[
         "content-type"] == "image/jpeg"
     assert client.get(f"/api/v1/photos/{sha}").status_code == 401
+
+
+def test_the_server_decides_from_the_city_in_memory_and_keeps_it_current(client, tokens, api_url, monkeypatch):
+    """At start the server loads the city's layers in the background (reports search the database meanwhile);
+    a change committed to them is loaded within seconds, and reports decided after it go by it."""
+    import api.main
+
+    monkeypatch.setattr(api.main, "CITY_CHECK_SECONDS", 0.2)
+    engine = create_engine(api_url)
+    try:
+        with Session(engine) as session:
+            stop = session.execute(text("SELECT code, ST_X(geom), ST_Y(geom) FROM component WHERE class_code = "
+                                        "'0203' AND left(code, 6) = '630050' ORDER BY code LIMIT 1")).one()
+            at = {"x": f"{stop[1]:.7f}", "y": f"{stop[2]:.7f}", "class_code": "10203", "accuracy": "5"}
+            assert until(lambda: held_stamp(session) == stamp_now(session)), "the city was never loaded"
+            assert send(client, tokens["inspector"], at).json()["department"] == "GJ"  # its maintainer
+            session.execute(text("UPDATE component SET maintainer_department_id = (SELECT id FROM department "
+                                 "WHERE code = 'HW') WHERE code = :c"), {"c": stop[0]})
+            session.commit()
+            # at once, whether the server has loaded the change yet (then from memory) or not (then searched)
+            assert send(client, tokens["inspector"], at).json()["department"] == "HW"
+            assert until(lambda: held_stamp(session) == stamp_now(session)), "the change was never loaded"
+            assert send(client, tokens["inspector"], at).json()["department"] == "HW"  # from memory
+            session.execute(text("UPDATE component SET maintainer_department_id = (SELECT id FROM department "
+                                 "WHERE code = 'GJ') WHERE code = :c"), {"c": stop[0]})
+            session.commit()
+    finally:
+        engine.dispose()
+
+
+def stamp_now(session) -> tuple:
+    session.rollback()  # a new snapshot: what is committed now
+    return tuple(session.execute(text(STAMP_SQL)).one())
+
+
+def until(condition, seconds: float = 30.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def test_a_retry_returns_the_original_case_and_a_reused_key_is_refused(client, tokens, api_url):

@@ -19,7 +19,8 @@ from api.main import create_app
 from gridmap.config import DatabaseSettings, Settings
 from gridmap.crs import gcj02_to_bd09, wgs84_to_gcj02
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
-from gridmap.routing.layers import STAMP_SQL
+from gridmap.db.engine import driver_connection
+from gridmap.routing.layers import STAMP_SQL, forget_city, refresh_city, stamp_query
 from gridmap.routing.service import assign_one
 
 COMPARED = ["unit_grid", "duty_grid", "road_id", "road_grade", "component_id", "component_version", "department",
@@ -103,6 +104,71 @@ def test_every_change_to_the_reference_tables_changes_their_stamp(session):
     assert len(set(seen)) == len(seen)
     session.execute(text("SELECT code FROM department"))
     assert stamp() == seen[-1], "reading changes nothing"
+
+
+def test_every_change_to_the_layers_changes_their_stamp(session):
+    """The city in memory's stamp (the city row's layers_version, migration 0006) moves with any change to a
+    table the decision's layers are read from, TRUNCATE included."""
+    def stamp():
+        return tuple(session.execute(text(STAMP_SQL)).one())
+
+    seen = [stamp()]
+    for table in ("unit_grid", "community", "street", "district", "duty_grid", "duty_grid_member", "road", "component"):
+        session.execute(text(f"UPDATE {table} SET {'unit_grid_code' if table == 'duty_grid_member' else 'code'} = "
+                             f"{'unit_grid_code' if table == 'duty_grid_member' else 'code'} WHERE false"))
+        seen.append(stamp())
+        assert seen[-1] != seen[-2], table
+    session.execute(text("CREATE TEMPORARY TABLE kept ON COMMIT DROP AS SELECT * FROM duty_grid_member"))
+    session.execute(text("TRUNCATE duty_grid_member"))
+    assert stamp() != seen[-1]
+
+
+def statements_sent(session) -> list[str]:
+    """The SQL of every statement the single path sends from now on (to the session's driver connection)."""
+    connection, sent = driver_connection(session), []
+    execute = connection.execute
+    connection.execute = lambda *args, **kwargs: sent.append(args[0]) or execute(*args, **kwargs)
+    return sent
+
+
+def test_the_city_in_memory_decides_as_the_database_search(session):
+    """A server holds the city's layers in memory (refresh_city) and reads only their stamp for a report: every
+    field and the evidence equal the database search's, for every kind of fix; a change to the layers, even one
+    not committed yet, is decided from the database until they are loaded again."""
+    points = sample_points(session, 150)
+
+    def decisions():
+        decided = []
+        for row in points.itertuples(index=False):
+            accuracy = None if np.isnan(row.accuracy) else row.accuracy
+            try:
+                decided.append(assign_one(session=session, x=row.x, y=row.y, accuracy=accuracy, class_code=row[2]))
+            except BadReport as error:
+                decided.append(str(error))
+        return decided
+
+    forget_city(session)
+    searched = decisions()
+    code, lon, lat = bus_stop(session)
+    try:
+        assert stamp_query(session) is None and refresh_city(session) and not refresh_city(session)
+        sent = statements_sent(session)
+        assert decisions() == searched and len(sent) == len(points) and set(sent) == {STAMP_SQL}
+        assert sum(isinstance(d, dict) for d in searched) > 300 and any(isinstance(d, str) for d in searched)
+        # the bus stop's maintainer changes in this transaction: the stamp says so, and the database is searched
+        assert assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="10203")["department"] == "GJ"
+        session.execute(text("UPDATE component SET maintainer_department_id = (SELECT id FROM department "
+                             "WHERE code = 'HW') WHERE code = :c"), {"c": code})
+        del sent[:]
+        assert assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="10203")["department"] == "HW"
+        assert sent[0] == STAMP_SQL and len(sent) == 2  # the stamp, then the search
+        assert refresh_city(session)  # loaded again as this transaction sees them: from memory again
+        del sent[:]
+        assert assign_one(session=session, x=lon, y=lat, accuracy=5, class_code="10203")["department"] == "HW"
+        assert sent == [STAMP_SQL]
+    finally:
+        del driver_connection(session).execute
+        forget_city(session)
 
 
 def test_events_go_to_the_locality_or_the_department_the_rules_name(session):

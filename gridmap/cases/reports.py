@@ -8,8 +8,8 @@ for the first to commit and then answers with its case.
 
 Reports come in all day long, so filing one takes few round trips to the database: after the transaction's
 ``BEGIN``, the token is checked, the key claimed (with the calendar's version read alongside), the features
-near the fix read and open cases of its class searched, all sent at once
-(:func:`~gridmap.db.engine.fetch_together`); then the case goes in with its report event in one statement,
+near the fix read (in a server, which holds the city's layers in memory, only their stamp) and open cases
+of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then the case goes in with its report event in one statement,
 which also reads the proposed department's name for the receipt; then the commit: four in all.
 """
 
@@ -41,7 +41,7 @@ from gridmap.cases.service import Step, record
 from gridmap.db.base import STORAGE_SRID
 from gridmap.db.engine import driver_connection, fetch_together
 from gridmap.routing.exceptions import BadReport
-from gridmap.routing.service import decide_fix, fix_of
+from gridmap.routing.service import decide_fix, fix_of, fix_query
 from gridmap.users.service import TOKEN_JOIN, TOKEN_VALID, BearerToken, CurrentUser, token_query, token_user
 
 KEY_PATTERN = r"^[\x21-\x7e]{8,128}$"  # printable ASCII; a UUID is typical
@@ -136,8 +136,8 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
     else:
         statements = [(CLAIM, claim | {"user": user.id})]
     if fix is not None:
-        statements += [fix.query, duplicates_query(lon=fix.lon, lat=fix.lat, class_code=report.class_code[-4:],
-                                                   now=now)]
+        statements += [fix_query(session, fix),
+                       duplicates_query(lon=fix.lon, lat=fix.lat, class_code=report.class_code[-4:], now=now)]
     rows = fetch_together(session, statements)
     if isinstance(user, BearerToken):
         user = token_user(rows.pop(0))

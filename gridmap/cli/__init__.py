@@ -43,7 +43,7 @@ app.command("kpi")(kpi_command)
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on (default 127.0.0.1)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default 8000)")] = None,
-    workers: Annotated[int | None, typer.Option(min=1, max=64, help="server processes (default 4; "
+    workers: Annotated[int | None, typer.Option(min=1, max=64, help="server processes (default 3; "
                                                 "GRIDMAP_WORKERS)")] = None,
 ) -> None:
     """Serve the API (OpenAPI page at /docs) with a few worker processes until Ctrl-C."""

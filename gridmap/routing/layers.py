@@ -5,6 +5,11 @@ layer and the reference tables' stamp in one round trip (an indexed search per l
 as one JSON text). Both hand :class:`Layers` (the same columns: DataFrames for the batch, lists for the
 few features near one fix) to :mod:`gridmap.routing.decide`, so both reach the same answer by the same
 code.
+
+A server holds the whole city in memory instead (:class:`City`, loaded and kept current by
+:func:`refresh_city`): a report then reads only the stamp, and its features come from the city's spatial
+indexes, as long as the stamp says they are what the database holds in the report's own transaction;
+otherwise the report searches the database as above.
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ SELECT p.code, p.class_code, p.version, p.name, mt.code AS maintainer, ow.code A
 FROM component p LEFT JOIN department mt ON mt.id = p.maintainer_department_id
 LEFT JOIN department ow ON ow.id = p.owner_department_id WHERE p.status <> '移除' {where}"""
 
-# what the reference tables look like now: the city row, whose reference_version the database bumps on every
-# change to the rules, departments and catalogue (migration 0005): one cheap read instead of reloading them
+# what the reference tables and the layers look like now: the city row, whose reference_version the database
+# bumps on every change to the rules, departments and catalogue (migration 0005) and whose layers_version on
+# every change to the grids, roads, components and their places (0006): one cheap read instead of reloading them
 STAMP_COLUMNS = ("(SELECT metric_srid FROM city)", "(SELECT updated_at FROM city)",
-                 "(SELECT reference_version FROM city)")
+                 "(SELECT reference_version FROM city)", "(SELECT layers_version FROM city)")
 STAMP_SQL = "SELECT " + ", ".join(STAMP_COLUMNS)
 _CACHE: dict = {}  # database (database_key) → (stamp, Reference)
+_CITIES: dict = {}  # database (database_key) → City
 
 # the single path's search around the fix, in the driver's SQL (see driver_connection); each layer as far as
 # a decision looks in it (see near_query)
@@ -73,6 +80,8 @@ def _near_sql(picked: str) -> str:
 
 _NEAR_SQL = {False: _near_sql(""), True: _near_sql(" OR p.code = %(picked)s")}  # by whether a component is picked
 _STAMP = text(STAMP_SQL)  # made once: building a text() clause costs as much as running it
+#: the single path's statement where the city is in memory (see :func:`stamp_query`)
+STAMP_QUERY = (STAMP_SQL, {})
 
 
 #: a layer's columns by name: a DataFrame, or (near one fix, where pandas would cost more than the
@@ -208,12 +217,17 @@ def near_query(*, lon: float, lat: float, accuracy_m: float | None, class_code: 
     grids as far as the accuracy circle reaches, the roads as far as the widest road tolerance, the
     components of the class as far as the snap radius or the accuracy. A fix with a good accuracy finds one
     or two grids rather than the ten a fixed 50 m would find: less to send, read and decide."""
-    accuracy = accuracy_m or 0.0
     to_degrees = 1.1 / (111_320.0 * max(np.cos(np.radians(lat)), 0.01))  # with 10 % to spare
     params = {"lon": lon, "lat": lat, "cls": class_code or "", "picked": component_id,
-              **{f"{alias}_degrees": radius * to_degrees + 1e-6 for alias, radius in (
-                  ("g", max(accuracy, ON_EDGE_M)), ("r", MAX_ROAD_TOLERANCE_M), ("p", max(accuracy, SNAP_RADIUS_M)))}}
+              **{f"{alias}_degrees": radius * to_degrees + 1e-6
+                 for alias, radius in zip("grp", _search_radii(accuracy_m))}}
     return _NEAR_SQL[component_id is not None], params
+
+
+def _search_radii(accuracy_m: float | None) -> tuple[float, float, float]:
+    """How far (m) a decision looks into the grids, the roads and the components around a fix."""
+    accuracy = accuracy_m or 0.0
+    return max(accuracy, ON_EDGE_M), MAX_ROAD_TOLERANCE_M, max(accuracy, SNAP_RADIUS_M)
 
 
 def layers_found(session: Session, row: tuple) -> tuple[Reference, Layers]:
@@ -237,3 +251,89 @@ _NAMES = (("code", "duty_grid", "community", "street", "district", "district_id"
            "grid_department", "wkb"),
           ("code", "name", "grade", "maintenance", "cleaning", "wkb"),
           ("code", "class_code", "version", "name", "maintainer", "owner", "wkb"))
+
+
+@dataclass(frozen=True)
+class City:
+    """Every current unit grid, road and component of the city as the single path's columns (lists, metric
+    geometries in ``geom``), each layer with its spatial index: what a server decides reports from instead of
+    searching the database for each. ``stamp`` (:data:`STAMP_COLUMNS`) is the database's state they were read in."""
+
+    stamp: tuple
+    layers: tuple[dict, dict, dict]  # grids, roads, components
+    trees: tuple[shapely.STRtree, shapely.STRtree, shapely.STRtree]
+
+    def near(self, x: float, y: float, accuracy_m: float | None, class_code: str | None) -> Layers:
+        """The features near the metric point ``x``/``y`` that the database search (:func:`near_query`) would
+        find, or more: each layer as far as its decision looks, with 10 % to spare (the decision itself
+        measures); the components of ``class_code`` only."""
+        found = []
+        for n, (columns, tree, radius) in enumerate(zip(self.layers, self.trees, _search_radii(accuracy_m))):
+            reach = radius * 1.1 + 0.01
+            rows = tree.query(shapely.box(x - reach, y - reach, x + reach, y + reach)).tolist()
+            if n == 2:
+                kinds = columns["class_code"]
+                rows = [row for row in rows if kinds[row] == class_code]
+            rows.sort()  # the order the database keeps (table order): ties are ranked by code all the same
+            found.append({name: ([values[row] for row in rows] if name != "geom" else values[rows])
+                          for name, values in columns.items()})
+        return Layers(*found)
+
+
+def load_city(session: Session) -> City | None:
+    """Every current feature of the city's layers, read into memory with their spatial indexes, for the decisions
+    made in this process; None if there is no city yet, or if its layers changed while they were read (read
+    them again later). Committed changes only: call it in a transaction of its own."""
+    stamp = tuple(session.execute(_STAMP).one())
+    if stamp[0] is None:
+        return None
+    layers = _project([_columns(session, GRID_SQL.format(where=""), {}),
+                       _columns(session, ROAD_SQL.format(where=""), {}),
+                       _columns(session, COMPONENT_SQL.format(where=""), {})], transformer(4326, CRS.from_epsg(stamp[0])))
+    if tuple(session.execute(_STAMP).one()) != stamp:  # changed in between: some layers newer than the stamp
+        return None
+    return City(stamp, tuple(layers), tuple(shapely.STRtree(columns["geom"]) for columns in layers))
+
+
+def refresh_city(session: Session) -> bool:
+    """Load the city's layers into this process's memory (:func:`load_city`) if they are not there or the
+    database has changed them since; return whether they were loaded. A server calls it at start and then
+    every few seconds: until it has, reports search the database (:func:`stamp_query`)."""
+    database = database_key(session)
+    held = _CITIES.get(database)
+    if held is not None and tuple(session.execute(_STAMP).one()) == held.stamp:
+        return False
+    city = load_city(session)
+    if city is not None:
+        _CITIES[database] = city
+    return city is not None
+
+
+def forget_city(session: Session) -> None:
+    """Drop this process's copy of the database's layers: reports search the database again."""
+    _CITIES.pop(database_key(session), None)
+
+
+def held_stamp(session: Session) -> tuple | None:
+    """The stamp of the city's layers this process holds for the session's database (None: it holds none)."""
+    city = _CITIES.get(database_key(session))
+    return None if city is None else city.stamp
+
+
+def stamp_query(session: Session) -> tuple[str, dict] | None:
+    """The single path's statement where this process holds the city's layers (the stamp alone: the features
+    come from memory if it matches, see :func:`layers_in_memory`); None where it does not."""
+    return STAMP_QUERY if database_key(session) in _CITIES else None
+
+
+def layers_in_memory(session: Session, row: tuple, *, lon: float, lat: float, accuracy_m: float | None,
+                     class_code: str | None) -> tuple[Reference, Layers] | None:
+    """The reference tables and the features near a fix from the city in memory, given the stamp's ``row`` read
+    in the session's transaction; None if the layers in memory are not what that transaction sees (changed
+    since, committed or not, or gone): then the caller searches the database (:func:`near_query`)."""
+    city = _CITIES.get(database_key(session))
+    if city is None or tuple(row) != city.stamp:
+        return None
+    ref = Reference.current(session, city.stamp)
+    x, y = ref.to_metric.transform(lon, lat)
+    return ref, city.near(x, y, accuracy_m, class_code)

@@ -22,7 +22,16 @@ from gridmap.crs import PHONE_SYSTEMS, to_wgs84
 from gridmap.db.engine import driver_connection
 from gridmap.routing.decide import decide, decide_columns
 from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownClass
-from gridmap.routing.layers import Layers, Reference, layers_found, load_layers, near_query
+from gridmap.routing.layers import (
+    STAMP_COLUMNS,
+    Layers,
+    Reference,
+    layers_found,
+    layers_in_memory,
+    load_layers,
+    near_query,
+    stamp_query,
+)
 from gridmap.routing.single import decide_one
 from gridmap.routing.table import distinct_rows
 
@@ -135,7 +144,7 @@ def _finish(prepared: dict[str, np.ndarray], decided: pd.DataFrame) -> pd.DataFr
 @dataclass(frozen=True)
 class Fix:
     """A report's fix made ready for its decision: in WGS84, with the statement that reads what is near it
-    (:func:`fix_of`; decided by :func:`decide_fix` from that statement's row)."""
+    (:func:`fix_of`; decided by :func:`decide_fix` from the row of that statement or of :func:`fix_query`)."""
 
     lon: float
     lat: float
@@ -161,6 +170,12 @@ def fix_of(*, x: float, y: float, crs: str = "wgs84", accuracy: float | None = N
     return Fix(lon, lat, accuracy, class_code, case_type, component_id, query)
 
 
+def fix_query(session: Session, fix: Fix) -> tuple[str, dict]:
+    """The statement to send for ``fix``: the stamp alone where this process holds the city's layers in memory
+    (the usual report in a server), else the search of the database around it."""
+    return (fix.component_id is None and stamp_query(session)) or fix.query
+
+
 def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accuracy: float | None = None,
                class_code: str, case_type: str | None = None, component_id: str | None = None) -> dict:
     """Decide one report against the database and return the decision (a dict of :data:`OUTPUT` fields,
@@ -171,13 +186,19 @@ def assign_one(*, session: Session, x: float, y: float, crs: str = "wgs84", accu
     fix = fix_of(x=x, y=y, crs=crs, accuracy=accuracy, class_code=class_code, case_type=case_type,
                  component_id=component_id)
     # the reference tables' stamp comes with the layers (one round trip); the class is checked against them after
-    return decide_fix(session, fix, driver_connection(session).execute(*fix.query).fetchone())
+    return decide_fix(session, fix, driver_connection(session).execute(*fix_query(session, fix)).fetchone())
 
 
 def decide_fix(session: Session, fix: Fix, row: tuple) -> dict:
-    """:func:`assign_one`'s decision from the row of the fix's query (which a caller may have run together
-    with other statements)."""
-    ref, layers = layers_found(session, row)
+    """:func:`assign_one`'s decision from the row of the fix's :func:`fix_query` (which a caller may have run
+    together with other statements)."""
+    found = None
+    if len(row) == len(STAMP_COLUMNS):  # the stamp alone: the features from memory, if they are current
+        found = layers_in_memory(session, row, lon=fix.lon, lat=fix.lat, accuracy_m=fix.accuracy,
+                                 class_code=minor_class(fix.class_code))
+        if found is None:  # changed since they were loaded (maybe in this very transaction): search
+            row = driver_connection(session).execute(*fix.query).fetchone()
+    ref, layers = found or layers_found(session, row)
     prepared = prepare_one(fix.lon, fix.lat, fix.accuracy, fix.class_code, fix.case_type, fix.component_id, ref)
     if prepared["input_error"][0]:
         raise UnknownClass(prepared["input_error"][0])

@@ -29,6 +29,9 @@ class City(Base, Timestamped):
     #: bumped by the database on every change to the rules, departments or catalogue (migration 0005): what
     #: the routing's cached copy of them is checked against
     reference_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    #: bumped by the database on every change to the unit grids, roads, components and the places they belong
+    #: to (migration 0006): what a server's copy of the city's layers (gridmap.routing.layers) is checked against
+    layers_version: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class DataSource(Base, Timestamped):
