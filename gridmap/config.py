@@ -62,7 +62,7 @@ class ApiSettings(BaseSettings):
     concurrency: int = Field(default=2, ge=1, le=64, description="requests worked on at once per process "
                              "(threads, and database connections kept open); more wait their turn")
     city_in_memory: bool = Field(default=True, description="each process holds the city's grids, roads and "
-                                 "components in memory (the demo city: ≈ 40 MB) and decides reports from them "
+                                 "components in memory (the demo city: ≈ 60 MB) and decides reports from them "
                                  "instead of searching the database for each")
 
 

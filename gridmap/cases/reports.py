@@ -9,8 +9,9 @@ for the first to commit and then answers with its case.
 Reports come in all day long, so filing one takes few round trips to the database: after the transaction's
 ``BEGIN``, the token is checked, the key claimed (with the calendar's version read alongside), the features
 near the fix read (in a server, which holds the city's layers in memory, only their stamp) and open cases
-of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then the case goes in with its report event in one statement,
-which also reads the proposed department's name for the receipt; then the commit: four in all.
+of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then the case goes in
+with its report event in one statement, which also reads the proposed department's name for the receipt;
+then the commit: four in all.
 """
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ class City:
             if n == 2:
                 kinds = columns["class_code"]
                 rows = [row for row in rows if kinds[row] == class_code]
-            rows.sort()  # the order the database keeps (table order): ties are ranked by code all the same
+            rows.sort()  # one order for the same features (the decision ranks ties by code, in any order)
             found.append({name: ([values[row] for row in rows] if name != "geom" else values[rows])
                           for name, values in columns.items()})
         return Layers(*found)
