@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,9 +21,11 @@ from gridmap.config import Settings, load_settings
 from gridmap.db.engine import database_url, make_engine, make_session_factory, unit_of_work
 from gridmap.routing.layers import refresh_city
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("uvicorn.error")  # uvicorn's own: its messages go to the server's output
 #: how often a process checks whether the city's layers it holds are still current (one small query)
 CITY_CHECK_SECONDS = 5.0
+#: what a process logs when it has loaded them (bench/common.py waits for it)
+CITY_LOADED = "the city's layers are in memory"
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -74,9 +77,11 @@ async def keep_city(sessions: sessionmaker[Session]) -> None:
 
 
 def _refresh_city(sessions: sessionmaker[Session]) -> None:
+    started = time.perf_counter()
     with unit_of_work(sessions) as session:
         loaded = refresh_city(session)
     if loaded:
+        log.info("%s in %.1f s", CITY_LOADED, time.perf_counter() - started)
         # The city and all that was loaded before it live as long as the process: out of the garbage
         # collector's sight, a full collection no longer walks them (on a worker's heap 70–330 ms, during
         # which its event loop answers nobody; seen at start-up in bench/reports.py's server log).

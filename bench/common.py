@@ -23,11 +23,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log_path: Path, env: dict[str, str] | None = None,
-                 workers: int = 1) -> tuple[subprocess.Popen, str]:
+def start_server(log_path: Path, env: dict[str, str] | None = None, workers: int = 1,
+                 ready_line: str | None = None) -> tuple[subprocess.Popen, str]:
     """Serve the app as it is deployed (:mod:`api.serve`: ``workers`` uvicorn processes, a SO_REUSEPORT socket
     each, TCP_NODELAY) with environment ``env`` added to ours, on a free loopback port; return the server and
-    its URL once /api/v1/health answers."""
+    its URL once /api/v1/health answers (and every worker has logged ``ready_line``, if given)."""
     port = free_port()
     argv = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with open(log_path, "wb") as log:
@@ -39,15 +39,18 @@ def start_server(log_path: Path, env: dict[str, str] | None = None,
         if server.poll() is not None:
             raise RuntimeError(f"the server exited with {server.returncode}:\n{tail(log_path)}")
         try:
-            # every worker started (each has its share of the connections waiting for it), and answering
-            started = log_path.read_text(errors="replace").count("Application startup complete") >= workers
+            # every worker started (each has its share of the connections waiting for it), and said
+            # ``ready_line`` if asked to, and answering
+            log = log_path.read_text(errors="replace")
+            started = all(log.count(line) >= workers for line in ("Application startup complete", ready_line) if line)
             if started and httpx.get(f"{base_url}/api/v1/health", timeout=2).status_code == 200:
                 return server, base_url
         except httpx.HTTPError:
             pass
         time.sleep(0.3)
     stop_server(server)
-    raise RuntimeError(f"the server did not start {workers} workers answering /api/v1/health within 60 s:\n"
+    raise RuntimeError(f"the server did not start {workers} workers answering /api/v1/health within 60 s"
+                       f"{f' and saying {ready_line!r}' if ready_line else ''}:\n"
                        f"{tail(log_path)}")
 
 
