@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import time
@@ -35,11 +36,13 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # routes run in worker threads; as many as there are pooled connections, so none waits for one
         to_thread.current_default_thread_limiter().total_tokens = settings.api.concurrency
-        keeper = asyncio.create_task(keep_city(app.state.session_factory)) if settings.api.city_in_memory else None
+        stop = asyncio.Event()
+        keeper = asyncio.create_task(keep_city(app.state.session_factory, stop)) if settings.api.city_in_memory \
+            else None
         yield
+        stop.set()
         if keeper is not None:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)  # a load under way finishes first
+            await keeper  # a load under way finishes first and gives its connection back: none is left open
         engine.dispose()
 
     app = FastAPI(
@@ -63,17 +66,18 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def keep_city(sessions: sessionmaker[Session]) -> None:
+async def keep_city(sessions: sessionmaker[Session], stop: asyncio.Event) -> None:
     """Load the city's layers into this process at start and again whenever the database changes them (checked
-    every few seconds, in a thread of its own: a load takes a second or two); meanwhile reports search the
-    database, so none waits for a load or decides from layers that are no longer current."""
+    every few seconds, in a thread of its own: a load takes a second or two), until ``stop`` is set; meanwhile
+    reports search the database, so none waits for a load or decides from layers that are no longer current."""
     alone = CapacityLimiter(1)
-    while True:
+    while not stop.is_set():
         try:
             await to_thread.run_sync(_refresh_city, sessions, limiter=alone)
         except Exception as error:  # the database away for a moment: reports go on searching it meanwhile
             log.warning("could not load the city's layers (tried again in %g s): %s", CITY_CHECK_SECONDS, error)
-        await asyncio.sleep(CITY_CHECK_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), CITY_CHECK_SECONDS)
 
 
 def _refresh_city(sessions: sessionmaker[Session]) -> None:

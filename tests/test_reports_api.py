@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from api.main import create_app
@@ -19,7 +20,7 @@ from gridmap.config import CaseSettings, DatabaseSettings, Settings
 from gridmap.demo.users import demo_users
 from gridmap.routing.layers import STAMP_SQL, held_stamp
 from gridmap.users.service import create_user
-from tests.conftest import clone_database, drop_database
+from tests.conftest import _admin, clone_database, drop_database
 
 ROLES = ("inspector", "acceptor", "shift_lead", "dispatcher", "department", "supervisor", "analyst", "admin")
 STATION = {"x": "121.5190", "y": "25.0450", "crs": "wgs84", "accuracy": "6", "class_code": "20102"}
@@ -163,6 +164,16 @@ def test_the_server_decides_from_the_city_in_memory_and_keeps_it_current(client,
             session.commit()
     finally:
         engine.dispose()
+
+
+def test_a_server_stopped_while_it_loads_the_city_leaves_no_connection_open(scratch_url):
+    """Stopping waits for a load under way, which gives its connection back: the database can then be copied
+    or dropped at once (as the tests do with theirs)."""
+    with TestClient(create_app(Settings(database=DatabaseSettings(database_url=scratch_url)))):
+        pass  # stopped at once: its first load of the city is under way
+    with _admin(scratch_url) as admin:
+        assert admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
+                             (make_url(scratch_url).database,)).fetchone()[0] == 0
 
 
 def stamp_now(session) -> tuple:
