@@ -7,11 +7,11 @@ different body is refused. Two copies racing each other meet at the key's primar
 for the first to commit and then answers with its case.
 
 Reports come in all day long, so filing one takes few round trips to the database: after the transaction's
-``BEGIN``, the token is checked, the key claimed (with the calendar's version read alongside), the features
-near the fix read (in a server, which holds the city's layers in memory, only their stamp) and open cases
-of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then the case goes in
-with its report event in one statement, which also reads the proposed department's name for the receipt;
-then the commit: four in all.
+``BEGIN``, the token is checked and the key claimed in one statement (the calendar's version read alongside),
+the features near the fix read (in a server, which holds the city's layers in memory, only their stamp)
+and open cases of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then
+the case goes in with its report event in one statement, which also reads the proposed department's name
+for the receipt; then the commit: four in all.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from gridmap.db.base import STORAGE_SRID
 from gridmap.db.engine import driver_connection, fetch_together
 from gridmap.routing.exceptions import BadReport
 from gridmap.routing.service import decide_fix, fix_of, fix_query
-from gridmap.users.service import TOKEN_JOIN, TOKEN_VALID, BearerToken, CurrentUser, token_query, token_user
+from gridmap.users.service import BY_TOKEN, USER_COLUMNS, BearerToken, CurrentUser, token_query, token_user
 
 KEY_PATTERN = r"^[\x21-\x7e]{8,128}$"  # printable ASCII; a UUID is typical
 #: what the case takes from the routing decision as it is
@@ -66,8 +66,18 @@ SELECT {user}, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'){sour
 ON CONFLICT DO NOTHING
 RETURNING case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')"""
 CLAIM = _CLAIM.format(user="%(user)s", source="")
-CLAIM_BY_TOKEN = _CLAIM.format(user="u.id", source=f"""
-FROM app_user u {TOKEN_JOIN} WHERE {TOKEN_VALID} AND u.role = ANY(%(roles)s)""")
+# For a bearer token, one statement checks it and claims the key for its user: the user's row (none for an
+# unknown or expired token), then the case id claimed (NULL where the user may not report or the key is taken)
+# and the calendar's version. The claim is made only for a reporter, so a refused report leaves nothing behind.
+CLAIM_BY_TOKEN = f"""
+WITH who AS ({BY_TOKEN}),
+claimed AS (
+  INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
+  SELECT id, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq') FROM who WHERE role = ANY(%(roles)s)
+  ON CONFLICT DO NOTHING
+  RETURNING case_id)
+SELECT who.*, claimed.case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')
+FROM who LEFT JOIN claimed ON true"""
 
 
 def _file_case() -> str:
@@ -131,17 +141,17 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
         fix, unroutable = None, error
     claim = {"idempotency_key": key, "digest": digest}
     if isinstance(user, BearerToken):
-        token_sql, token_params = token_query(user.token)
-        statements = [(token_sql, token_params),
-                      (CLAIM_BY_TOKEN, claim | token_params | {"roles": list(REPORTERS)})]
+        statements = [(CLAIM_BY_TOKEN, claim | token_query(user.token)[1] | {"roles": list(REPORTERS)})]
     else:
         statements = [(CLAIM, claim | {"user": user.id})]
     if fix is not None:
         statements += [fix_query(session, fix),
                        duplicates_query(lon=fix.lon, lat=fix.lat, class_code=report.class_code[-4:], now=now)]
     rows = fetch_together(session, statements)
-    if isinstance(user, BearerToken):
-        user = token_user(rows.pop(0))
+    if isinstance(user, BearerToken):  # the user's row, the claim's (case id, calendar) after it, or no row
+        user = token_user(rows[0])
+        claimed = rows[0][0][USER_COLUMNS:]
+        rows[0] = [claimed] if claimed[0] is not None else []
     require_role(user, REPORTERS, "reporting")
     if not rows[0]:
         earlier = session.get(IdempotencyKey, (user.id, key), populate_existing=True)

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import math
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import delete, select, text
@@ -140,11 +140,12 @@ def _check_attempts(session: Session, name: str, client: str | None, now: dateti
 # (driver_connection) a third of what SQLAlchemy's execution adds to it.
 _CURRENT = """SELECT u.id, u.name, u.role, u.department_id, d.code, u.inspector_id
 FROM app_user u LEFT JOIN department d ON d.id = u.department_id"""
-#: which user ``u`` a bearer token stands for (parameters ``token_hash`` and ``now``, see :func:`token_query`):
-#: for BY_TOKEN, and for a statement acting for a token's user in the same round trip as the token's check
+#: which user ``u`` a bearer token stands for (parameters ``token_hash`` and ``now``, see :func:`token_query`);
+#: a statement acting for the token's user in the same round trip builds on BY_TOKEN (as the reports' claim)
 TOKEN_JOIN = "JOIN api_token t ON t.user_id = u.id"
 TOKEN_VALID = "t.token_hash = %(token_hash)s AND t.expires_at > %(now)s AND u.active"
 BY_TOKEN = f"{_CURRENT} {TOKEN_JOIN}\nWHERE {TOKEN_VALID}"
+USER_COLUMNS = len(fields(CurrentUser))  # the columns of a BY_TOKEN row, which a statement built on it may extend
 BY_NAME = text(_CURRENT + " WHERE u.name = :name AND u.active")
 
 
@@ -168,10 +169,11 @@ def token_query(token: str) -> tuple[str, dict]:
 
 
 def token_user(rows: list[tuple]) -> CurrentUser:
-    """The user from the rows of :func:`token_query`; raises :class:`NotAuthenticated` if there is none."""
+    """The user from the rows of :func:`token_query` (or of a statement whose rows begin with the same
+    :data:`USER_COLUMNS`); raises :class:`NotAuthenticated` if there is none."""
     if not rows:
         raise NotAuthenticated("the token is unknown or expired: log in again")
-    return CurrentUser(*rows[0])
+    return CurrentUser(*rows[0][:USER_COLUMNS])
 
 
 def revoke_token(*, session: Session, token: str) -> None:
