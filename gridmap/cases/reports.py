@@ -57,27 +57,22 @@ EVENT_FIELDS = tuple(c.key for c in CaseEvent.__table__.c if c.key != "id")
 
 # The statements every report runs go to the driver (driver_connection: its SQL, its tuples)
 
-#: claim a key for a new case id; read the default calendar's version alongside (for get_calendar). The user is
-#: given, or is the one of the bearer token checked in the same round trip (a token that is unknown, expired
-#: or not a reporter's claims nothing, and its check refuses the report)
+#: claim a key for a new case id: for the user ``{user}`` (a parameter, or a column of the rows ``{source}``)
 _CLAIM = """
 INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
 SELECT {user}, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'){source}
 ON CONFLICT DO NOTHING
-RETURNING case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')"""
-CLAIM = _CLAIM.format(user="%(user)s", source="")
-# For a bearer token, one statement checks it and claims the key for its user: the user's row (none for an
-# unknown or expired token), then the case id claimed (NULL where the user may not report or the key is taken)
-# and the calendar's version. The claim is made only for a reporter, so a refused report leaves nothing behind.
+RETURNING case_id"""
+_CALENDAR_VERSION = "(SELECT updated_at FROM working_calendar WHERE code = 'default')"  # for get_calendar
+#: claim a key for a new case id for a given user; read the default calendar's version alongside
+CLAIM = f"{_CLAIM.format(user='%(user)s', source='')}, {_CALENDAR_VERSION}"
+#: the same for a bearer token's user, checked in the same statement: the user's row (none for an unknown or
+#: expired token), then the case id claimed (NULL where the user may not report or the key is taken) and the
+#: calendar's version. The claim is made only for a reporter, so a refused report leaves nothing behind.
 CLAIM_BY_TOKEN = f"""
 WITH who AS ({BY_TOKEN}),
-claimed AS (
-  INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
-  SELECT id, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq') FROM who WHERE role = ANY(%(roles)s)
-  ON CONFLICT DO NOTHING
-  RETURNING case_id)
-SELECT who.*, claimed.case_id, (SELECT updated_at FROM working_calendar WHERE code = 'default')
-FROM who LEFT JOIN claimed ON true"""
+claimed AS ({_CLAIM.format(user="id", source=" FROM who WHERE role = ANY(%(roles)s)")})
+SELECT who.*, claimed.case_id, {_CALENDAR_VERSION} FROM who LEFT JOIN claimed ON true"""
 
 
 def _file_case() -> str:

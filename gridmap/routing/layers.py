@@ -192,12 +192,17 @@ def _project(layers: list[dict], to_metric: Transformer) -> list[dict]:
 
 def load_layers(*, session: Session, metric: CRS, class_codes: list[str] | None = None) -> Layers:
     """Every current unit grid, road and component (of ``class_codes``, if given), for batch work."""
+    return Layers(*(pd.DataFrame(columns) for columns in _whole_layers(session, metric, class_codes)))
+
+
+def _whole_layers(session: Session, metric: CRS, class_codes: list[str] | None = None) -> list[dict]:
+    """Every current unit grid, road and component (of ``class_codes``, if given) as columns of lists, the
+    geometries projected into ``metric``."""
     where = "AND p.class_code = ANY(CAST(:classes AS text[]))" if class_codes is not None else ""
-    layers = _project([_columns(session, GRID_SQL.format(where=""), {}),
-                       _columns(session, ROAD_SQL.format(where=""), {}),
-                       _columns(session, COMPONENT_SQL.format(where=where), {"classes": class_codes or []})],
-                      transformer(4326, metric))
-    return Layers(*(pd.DataFrame(columns) for columns in layers))
+    return _project([_columns(session, GRID_SQL.format(where=""), {}),
+                     _columns(session, ROAD_SQL.format(where=""), {}),
+                     _columns(session, COMPONENT_SQL.format(where=where), {"classes": class_codes or []})],
+                    transformer(4326, metric))
 
 
 def layers_near(*, session: Session, lon: float, lat: float, accuracy_m: float | None, class_code: str | None,
@@ -287,9 +292,7 @@ def load_city(session: Session) -> City | None:
     stamp = tuple(session.execute(_STAMP).one())
     if stamp[0] is None:
         return None
-    layers = _project([_columns(session, GRID_SQL.format(where=""), {}),
-                       _columns(session, ROAD_SQL.format(where=""), {}),
-                       _columns(session, COMPONENT_SQL.format(where=""), {})], transformer(4326, CRS.from_epsg(stamp[0])))
+    layers = _whole_layers(session, CRS.from_epsg(stamp[0]))
     if tuple(session.execute(_STAMP).one()) != stamp:  # changed in between: some layers newer than the stamp
         return None
     return City(stamp, tuple(layers), tuple(shapely.STRtree(columns["geom"]) for columns in layers))
@@ -323,7 +326,7 @@ def held_stamp(session: Session) -> tuple | None:
 def stamp_query(session: Session) -> tuple[str, dict] | None:
     """The single path's statement where this process holds the city's layers (the stamp alone: the features
     come from memory if it matches, see :func:`layers_in_memory`); None where it does not."""
-    return STAMP_QUERY if database_key(session) in _CITIES else None
+    return STAMP_QUERY if held_stamp(session) is not None else None
 
 
 def layers_in_memory(session: Session, row: tuple, *, lon: float, lat: float, accuracy_m: float | None,

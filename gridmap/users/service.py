@@ -140,11 +140,10 @@ def _check_attempts(session: Session, name: str, client: str | None, now: dateti
 # (driver_connection) a third of what SQLAlchemy's execution adds to it.
 _CURRENT = """SELECT u.id, u.name, u.role, u.department_id, d.code, u.inspector_id
 FROM app_user u LEFT JOIN department d ON d.id = u.department_id"""
-#: which user ``u`` a bearer token stands for (parameters ``token_hash`` and ``now``, see :func:`token_query`);
-#: a statement acting for the token's user in the same round trip builds on BY_TOKEN (as the reports' claim)
-TOKEN_JOIN = "JOIN api_token t ON t.user_id = u.id"
-TOKEN_VALID = "t.token_hash = %(token_hash)s AND t.expires_at > %(now)s AND u.active"
-BY_TOKEN = f"{_CURRENT} {TOKEN_JOIN}\nWHERE {TOKEN_VALID}"
+#: the user a bearer token stands for (parameters ``token_hash`` and ``now``, see :func:`token_query`); a
+#: statement acting for the token's user in the same round trip builds on it (as the reports' claim does)
+BY_TOKEN = _CURRENT + """ JOIN api_token t ON t.user_id = u.id
+WHERE t.token_hash = %(token_hash)s AND t.expires_at > %(now)s AND u.active"""
 USER_COLUMNS = len(fields(CurrentUser))  # the columns of a BY_TOKEN row, which a statement built on it may extend
 BY_NAME = text(_CURRENT + " WHERE u.name = :name AND u.active")
 
