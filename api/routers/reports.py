@@ -60,7 +60,7 @@ async def report(request: Request) -> Response:
         report_input, photos, key = _checked(form, request.headers.get(KEY_HEADER))
         state = request.app.state
         # The filing runs right here, on the event loop (the token's check, the filing, the commit): ≈ 2 ms of
-        # CPU and four round trips to the database, the city's layers in memory. A trip through the thread
+        # CPU and three round trips to the database, the city's layers in memory. A trip through the thread
         # pool would let the loop serve others meanwhile, but at a few hundred reports a second the hand-over
         # and the threads' fight over the interpreter lock cost more CPU than the waits they hide (measured
         # with bench/reports.py: 4–5 % of the server's CPU a report at 90 reports/s, 10–20 % at 310, where

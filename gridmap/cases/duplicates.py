@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import orjson
 from sqlalchemy.orm import Session
 
 from gridmap.cases.policy import DUPLICATE_WINDOW, SAME_REPORT_RADIUS_M, SAME_REPORT_WINDOW, duplicate_radius
@@ -26,26 +27,33 @@ LIMIT 5
 """
 
 
+#: the same as one column, one row: its rows as a JSON array (which a statement reading other things in the same
+#: round trip can take as one of its columns)
+NEAR_OPEN_CASES_JSON = f"""SELECT (SELECT coalesce(json_agg(n ORDER BY n.distance_m, n.reported_at DESC), '[]')::text
+FROM ({NEAR_OPEN_CASES}) n)"""
+
+
 def find_duplicates(session: Session, *, lon: float, lat: float, class_code: str, reporter_id: int | None,
                     now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
     """Open cases of class ``class_code`` within the class's radius of (``lon``, ``lat``) and its window: as
     proposals for the acceptor, and the (id, number) of the one a new report merely repeats (same inspector,
     a few metres, minutes ago), if any."""
     sql, params = duplicates_query(lon=lon, lat=lat, class_code=class_code, now=now)
-    return duplicates_found(driver_connection(session).execute(sql, params).fetchall(), reporter_id=reporter_id,
-                            now=now)
+    (found,) = driver_connection(session).execute(sql, params).fetchone()
+    return duplicates_found(found, reporter_id=reporter_id, now=now)
 
 
 def duplicates_query(*, lon: float, lat: float, class_code: str, now: datetime) -> tuple[str, dict]:
     """The statement (driver SQL and parameters) of :func:`find_duplicates`, for a caller that sends it together
-    with others (:func:`duplicates_found` reads its rows)."""
-    return NEAR_OPEN_CASES, {"lon": lon, "lat": lat, "class_code": class_code, "since": now - DUPLICATE_WINDOW,
-                             "radius_m": duplicate_radius(class_code)}
+    with others: one row, one column, which :func:`duplicates_found` reads."""
+    return NEAR_OPEN_CASES_JSON, {"lon": lon, "lat": lat, "class_code": class_code, "since": now - DUPLICATE_WINDOW,
+                                  "radius_m": duplicate_radius(class_code)}
 
 
-def duplicates_found(rows: list[tuple], *, reporter_id: int | None,
-                     now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
-    """:func:`find_duplicates`'s answer from the rows of :func:`duplicates_query`."""
+def duplicates_found(found: str, *, reporter_id: int | None, now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
+    """:func:`find_duplicates`'s answer from the column of :func:`duplicates_query`."""
+    rows = [(n["id"], n["number"], n["status"], n["reporter_id"], datetime.fromisoformat(n["reported_at"]),
+             float(n["distance_m"])) for n in orjson.loads(found)]
     proposals = [{"number": number, "status": status, "distance_m": distance, "reported_at": at.isoformat()}
                  for _, number, status, _, at, distance in rows]
     repeat = next(((id_, number) for id_, number, _, reporter, at, distance in rows

@@ -6,16 +6,17 @@ network dropped the answer, the offline queue resends) gets the original case ba
 different body is refused. Two copies racing each other meet at the key's primary key: the second waits
 for the first to commit and then answers with its case.
 
-Reports come in all day long, so filing one takes few round trips to the database: after the transaction's
-``BEGIN``, the token is checked and the key claimed in one statement (the calendar's version read alongside),
-the features near the fix read (in a server, which holds the city's layers in memory, only their stamp)
-and open cases of its class searched, all sent at once (:func:`~gridmap.db.engine.fetch_together`); then
-the case goes in with its report event in one statement, which also reads the proposed department's name
-for the receipt; then the commit: four in all.
+Reports come in all day long, so filing one takes few round trips to the database: one statement checks
+the token, claims the key, reads the calendar's version and the features near the fix (in a server, which
+holds the city's layers in memory, only their stamp) and finds open cases of its class nearby; it goes with
+the transaction's ``BEGIN`` in the first round trip (:func:`~gridmap.db.engine.fetch_together`); then the
+case goes in with its report event in one statement, which also reads the proposed department's name for
+the receipt; then the commit: three in all.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -58,21 +59,42 @@ EVENT_FIELDS = tuple(c.key for c in CaseEvent.__table__.c if c.key != "id")
 # The statements every report runs go to the driver (driver_connection: its SQL, its tuples)
 
 #: claim a key for a new case id: for the user ``{user}`` (a parameter, or a column of the rows ``{source}``)
-_CLAIM = """
-INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
+_CLAIM = """INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
 SELECT {user}, %(idempotency_key)s, %(digest)s, nextval('case_file_id_seq'){source}
 ON CONFLICT DO NOTHING
 RETURNING case_id"""
 _CALENDAR_VERSION = "(SELECT updated_at FROM working_calendar WHERE code = 'default')"  # for get_calendar
-#: claim a key for a new case id for a given user; read the default calendar's version alongside
-CLAIM = f"{_CLAIM.format(user='%(user)s', source='')}, {_CALENDAR_VERSION}"
-#: the same for a bearer token's user, checked in the same statement: the user's row (none for an unknown or
-#: expired token), then the case id claimed (NULL where the user may not report or the key is taken) and the
-#: calendar's version. The claim is made only for a reporter, so a refused report leaves nothing behind.
-CLAIM_BY_TOKEN = f"""
-WITH who AS ({BY_TOKEN}),
-claimed AS ({_CLAIM.format(user="id", source=" FROM who WHERE role = ANY(%(roles)s)")})
-SELECT who.*, claimed.case_id, {_CALENDAR_VERSION} FROM who LEFT JOIN claimed ON true"""
+
+
+@functools.cache
+def _first_sql(by_token: bool, *reads: str) -> str:
+    """A report's first statement: the key's claim, and in the same statement what the filing reads (``reads``:
+    statements of one row and no FROM, such as the search around the fix and the open cases near it).
+
+    Its one row: the case id claimed (NULL where the key is taken) and the default calendar's version, then the
+    columns of ``reads``. ``by_token``: the user is a bearer token's (parameters of ``BY_TOKEN``), checked in
+    the same statement: the user's row comes first, and there is no row at all for an unknown or expired
+    token; the key is claimed only for a user who may report, so a refused report leaves nothing behind."""
+    more = "".join(f", {read.removeprefix('SELECT ')}" for read in reads)
+    if by_token:
+        claim = _CLAIM.format(user="id", source=" FROM who WHERE role = ANY(%(roles)s)")
+        return f"""WITH who AS ({BY_TOKEN}),
+claimed AS ({claim})
+SELECT who.*, (SELECT case_id FROM claimed), {_CALENDAR_VERSION}{more} FROM who"""
+    claim = _CLAIM.format(user="%(user)s", source="")
+    return f"WITH claimed AS ({claim})\nSELECT (SELECT case_id FROM claimed), {_CALENDAR_VERSION}{more}"
+
+
+def _first_statement(user: CurrentUser | BearerToken, claim: dict, reads: list[tuple[str, dict]]) -> tuple[str, dict]:
+    """:func:`_first_sql` with its parameters (those of ``reads`` share only the ones of equal value)."""
+    if isinstance(user, BearerToken):
+        params = claim | token_query(user.token)[1] | {"roles": list(REPORTERS)}
+    else:
+        params = claim | {"user": user.id}
+    for _, more in reads:
+        assert all(params[k] == v for k, v in more.items() if k in params), "the reads' parameters disagree"
+        params |= more
+    return _first_sql(isinstance(user, BearerToken), *(sql for sql, _ in reads)), params
 
 
 def _file_case() -> str:
@@ -134,21 +156,15 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
                                  component_id=report.component_id), None
     except BadReport as error:  # raised below, in its turn
         fix, unroutable = None, error
-    claim = {"idempotency_key": key, "digest": digest}
-    if isinstance(user, BearerToken):
-        statements = [(CLAIM_BY_TOKEN, claim | token_query(user.token)[1] | {"roles": list(REPORTERS)})]
-    else:
-        statements = [(CLAIM, claim | {"user": user.id})]
-    if fix is not None:
-        statements += [fix_query(session, fix),
-                       duplicates_query(lon=fix.lon, lat=fix.lat, class_code=report.class_code[-4:], now=now)]
-    rows = fetch_together(session, statements)
-    if isinstance(user, BearerToken):  # the user's row, the claim's (case id, calendar) after it, or no row
-        user = token_user(rows[0])
-        claimed = rows[0][0][USER_COLUMNS:]
-        rows[0] = [claimed] if claimed[0] is not None else []
+    reads = [] if fix is None else [
+        fix_query(session, fix), duplicates_query(lon=fix.lon, lat=fix.lat, class_code=report.class_code[-4:], now=now)]
+    (rows,) = fetch_together(session, [_first_statement(user, {"idempotency_key": key, "digest": digest}, reads)])
+    if isinstance(user, BearerToken):  # the user's row first, or no row
+        user = token_user(rows)
+        rows = [rows[0][USER_COLUMNS:]]
     require_role(user, REPORTERS, "reporting")
-    if not rows[0]:
+    case_id, calendar_stamp, *found = rows[0]
+    if case_id is None:
         earlier = session.get(IdempotencyKey, (user.id, key), populate_existing=True)
         if earlier.request_hash != digest:
             raise IdempotencyConflict(f"Idempotency-Key {key!r} was used for a different report: use a new key "
@@ -159,13 +175,12 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
         raise BadCaseInput("a report closed on the spot (self_disposed) needs a photo of the result")
     if unroutable is not None:
         raise unroutable
-    decision = decide_fix(session, fix, rows[1][0])
+    decision = decide_fix(session, fix, tuple(found[:-1]))
     photos = [store_photo(u.data, directory=photo_dir, filename=u.filename, max_bytes=photo_max_bytes)
               for u in uploads]
-    case_id, calendar_stamp = rows[0][0]
     calendar = get_calendar(session=session, stamp=calendar_stamp)
     _save_photos(session, photos, user, calendar.timezone)
-    return _open(session, decision, report, user, now, photos, calendar, None, case_id, near_cases=rows[2])
+    return _open(session, decision, report, user, now, photos, calendar, None, case_id, near_cases=found[-1])
 
 
 def upload_photo(*, session: Session, user: CurrentUser, upload: Upload, photo_dir: Path,
@@ -200,9 +215,9 @@ def open_case(session: Session, decision: dict, report: ReportInput, user: Curre
 
 def _open(session: Session, decision: dict, report: ReportInput, user: CurrentUser, now: datetime,
           photos: list[StoredPhoto], calendar: Calendar, source: str | None, case_id: int | None,
-          near_cases: list[tuple] | None = None) -> Filed:
-    """:func:`open_case`, with what the receipt needs besides the case; ``near_cases``: the rows of the
-    duplicates' search if the caller has run it (:func:`duplicates_query`)."""
+          near_cases: str | None = None) -> Filed:
+    """:func:`open_case`, with what the receipt needs besides the case; ``near_cases``: what the duplicates'
+    search found, if the caller has run it (:func:`duplicates_query`)."""
     source = source or ("self_disposal" if report.self_disposed else "inspector")
     case = _new_case(session, decision, report, user, now, photos, calendar, source, case_id)
     step = Step(session, case, user, ActionRequest(version=1, lon=decision["lon"], lat=decision["lat"],

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from psycopg import pq
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -31,7 +32,7 @@ def make_engine(url: str, connections: int = 5) -> Engine:
     taken from the pool, as ``pool_pre_ping`` would, but without a round trip for every healthy one:
     see :func:`_check_alive`."""
     engine = create_engine(url, pool_size=connections, max_overflow=2)
-    event.listen(engine, "checkin", _note_idle)
+    event.listen(engine, "checkin", _on_checkin)
     event.listen(engine, "checkout", functools.partial(_check_alive, engine.dialect))
     return engine
 
@@ -40,7 +41,11 @@ def make_engine(url: str, connections: int = 5) -> Engine:
 PING_AFTER_IDLE_S = 60.0
 
 
-def _note_idle(_dbapi_connection, record: ConnectionPoolEntry) -> None:
+def _on_checkin(dbapi_connection, record: ConnectionPoolEntry) -> None:
+    """A connection back in the pool (rolled back by it, if a transaction was open): out of the autocommit
+    that :func:`_begin_with` may have put it in, and noted idle from now."""
+    if dbapi_connection is not None and dbapi_connection.autocommit and not dbapi_connection.closed:
+        dbapi_connection.autocommit = False
     record.info["idle_since"] = time.monotonic()
 
 
@@ -87,11 +92,37 @@ def fetch_together(session: Session, statements: list[tuple[str, dict]]) -> list
 
     psycopg's pipeline mode sends them all before reading any answer: the request waits for the database once,
     not once per statement (on loopback a fraction of a millisecond each, more when PostgreSQL is on another
-    host). A statement that fails raises here, as it would alone, and the ones after it are not run."""
-    connection = driver_connection(session)
+    host). Where they are the transaction's first, its ``BEGIN`` goes in the same round trip (see
+    :func:`_begin_with`). A statement that fails raises here, as it would alone, and the ones after it are
+    not run."""
+    bound = session.connection()
+    connection = bound.connection.driver_connection
+    begin = _begin_with(bound.engine, connection)
     with connection.pipeline():
+        if begin:
+            connection.execute(b"BEGIN", prepare=False)
         cursors = [connection.execute(sql, params) for sql, params in statements]
     return [cursor.fetchall() for cursor in cursors]
+
+
+def _begin_with(engine: Engine, connection) -> bool:
+    """Whether the caller is to send ``BEGIN`` itself, together with its first statements.
+
+    psycopg begins a transaction by sending ``BEGIN`` and waiting for its answer before the first statement,
+    even in pipeline mode: a round trip of its own, which for the busiest request (a report) was one of four.
+    For a connection whose transaction has not begun (and with the default isolation and access modes, which
+    a plain ``BEGIN`` keeps), this switches psycopg to autocommit, in which it sends no ``BEGIN``: the caller
+    sends it. Nothing else changes: the transaction is the server's, so the session's later statements run
+    in it, and its commit or rollback ends it (psycopg sends ``COMMIT``/``ROLLBACK`` whenever a transaction
+    is open, autocommit or not). The connection leaves autocommit when it goes back to the pool
+    (:func:`_on_checkin`), before anyone else uses it: only for an engine of :func:`make_engine`, whose pool
+    does that (another engine's connection is left as psycopg runs it)."""
+    if (connection.autocommit or connection.pgconn.transaction_status != pq.TransactionStatus.IDLE
+            or (connection.isolation_level, connection.read_only, connection.deferrable) != (None, None, None)
+            or not event.contains(engine, "checkin", _on_checkin)):
+        return False
+    connection.autocommit = True
+    return True
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
