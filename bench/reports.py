@@ -2,8 +2,9 @@
 inspectors from a separate process, then checked case by case in the database.
 
 Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 3]`` after
-``make setup``. It creates a private database with the demo city (≈30 s; ``--keep`` keeps it and
-``--database-url`` reuses it), serves the app as deployed (``python -m api.serve --workers N``: uvicorn
+``make setup``. It creates a private database with the demo city and its case history, as ``make demo``
+has them (2–5 min: a city in service has its cases, see :func:`prepare_database`; ``--no-history``: the city
+alone, ≈30 s; ``--keep`` keeps the database and ``--database-url`` reuses it), serves the app as deployed (``python -m api.serve --workers N``: uvicorn
 processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each inspector log in
 with an account of their own (``bench-inspector-NNN``, made in the bench database; ``--shared-account``: all
 as one user, whose repeats then merge and whose row every filing's foreign keys lock) and send reports back
@@ -261,8 +262,9 @@ def cpu_times(workers: tuple[int, ...]) -> dict:
 
 # --------------------------------------------------------------------------- database and server (parent)
 
-def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
-    """Return the bench database's URL and whether this run created it (a fresh copy with the demo city)."""
+def prepare_database(args: argparse.Namespace, photo_dir: Path) -> tuple[str, bool]:
+    """Return the bench database's URL and whether this run created it (a fresh copy with the demo city and,
+    unless ``--no-history``, its case history)."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
     from sqlalchemy.orm import Session
@@ -271,6 +273,7 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
     from gridmap.db.cluster import ensure_database
     from gridmap.db.engine import database_url
     from gridmap.db.migrate import upgrade
+    from gridmap.demo.history import load_history
     from gridmap.demo.service import load_demo
     from gridmap.demo.users import DEMO_INSPECTOR, demo_users
     from gridmap.users.service import create_user
@@ -280,7 +283,8 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
         base = make_url(database_url(load_settings().database))
         url = base.set(database=f"gridmap_bench_{uuid.uuid4().hex[:8]}").render_as_string(hide_password=False)
         started = time.perf_counter()
-        print(f"creating {make_url(url).database} and loading the demo city (≈30 s) …", flush=True)
+        print(f"creating {make_url(url).database} and loading the demo city (≈30 s)"
+              f"{'' if args.no_history else ' and its case history (2–5 min)'} …", flush=True)
         ensure_database(url)
         upgrade(url)
     else:
@@ -290,6 +294,11 @@ def prepare_database(args: argparse.Namespace) -> tuple[str, bool]:
         with Session(engine) as session:
             if created:
                 load_demo(session=session)
+            if created and not args.no_history:
+                # a city in service has its cases: PostgreSQL plans the foreign keys' checks against case_file
+                # (each report's event, its key) once per connection, by the table's size then, so an empty
+                # table would have them scan the whole table for every report, growing all through the run
+                load_history(session=session, photo_dir=photo_dir)
             demo_users(session=session)
             for n in range(args.inspectors):
                 create_user(session=session, name=account(n), role="inspector", password=ACCOUNT_PASSWORD,
@@ -441,6 +450,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="of the points, classes and photos (default: random)")
     parser.add_argument("--database-url", help="a database with the demo city loaded (default: a fresh copy)")
     parser.add_argument("--keep", action="store_true", help="keep the bench database and the server's log")
+    parser.add_argument("--no-history", action="store_true",
+                        help="a new database without the demo case history: quicker to make, less like a city in "
+                             "service (its first reports' plans scan the case table, see prepare_database)")
     args = parser.parse_args()
     if not (1 <= args.inspectors <= 512 and 1 <= args.seconds <= 600 and 0 <= args.warmup <= 60):
         parser.error("--inspectors must be within 1..512, --seconds within 1..600 and --warmup within 0..60")
@@ -495,7 +507,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gridmap_bench_reports_"))
     print(f"machine : {machine()}")
     print(describe(args, run_id))
-    url, created = prepare_database(args)
+    url, created = prepare_database(args, tmp / "photos")
     passed = False
     try:
         passed = bench(args, url, tmp, run_id)
