@@ -123,7 +123,7 @@ def test_the_scale_assign_command_uses_a_given_scheduler(scratch_url, client, tm
     result = runner.invoke(app, ["scale", "assign", str(tmp_path / "in"), str(tmp_path / "out"), "--crs", "gcj02",
                                  "--scheduler", client.scheduler.address], env=env)
     assert result.exit_code == 0, result.output
-    assert "3 reports in 2 partitions" in result.output and "1 rejected" in result.output
+    assert "3 reports in 2 partitions" in flat(result.output) and "1 rejected" in flat(result.output)
     out = read_partitioned(tmp_path / "out").compute()
     assert out["unit_grid"][0].startswith("630030") and "territory" in out["error"][1]
     assert abs(out.geometry.x[0] - lon) < 1e-7
