@@ -1,18 +1,18 @@
 """Inspectors' report intake under load: the API on a real PostGIS, driven over loopback by N simulated
 inspectors from a separate process, then checked case by case in the database.
 
-Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 3]`` after
-``make setup``. It creates a private database with the demo city and its case history, as ``make demo``
-has them (2–5 min: a city in service has its cases, see :func:`prepare_database`; ``--no-history``: the city
-alone, ≈30 s; ``--keep`` keeps the database and ``--database-url`` reuses it), serves the app as deployed (``python -m api.serve --workers N``: uvicorn
-processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each inspector log in
-with an account of their own (``bench-inspector-NNN``, made in the bench database; ``--shared-account``: all
-as one user, whose repeats then merge and whose row every filing's foreign keys lock) and send reports back
-to back over a keep-alive connection of their own; ``--rate R`` paces them to R
-requests/s in all instead, with latency counted from the scheduled send so that a server falling behind
-is not hidden. Back to back, mean latency is inspectors / throughput (Little's law): 32 inspectors meet
-p99 ≤ 50 ms only above ≈640 reports/s, so a steady rate is the direct test of the target: ``--rate 310``
-(requests, 2 % of them retries: ≈304 new reports/s).
+Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--workers 3]`` after ``make setup``.
+It creates a private database with the demo city and its case history, as ``make demo`` has them (2–5 min: a
+city in service has its cases, see :func:`prepare_database`; ``--no-history``: the city alone, ≈30 s; ``--keep``
+keeps the database and ``--database-url`` reuses it), serves the app as deployed (``python -m api.serve
+--workers N``: uvicorn processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each
+inspector log in with an account of their own (``bench-inspector-NNN``, made in the bench database;
+``--shared-account``: all as one user, whose repeats then merge and whose row every filing's foreign keys lock)
+and send reports back to back over a keep-alive connection of their own; ``--rate R`` paces them to R requests/s
+in all instead, with latency counted from the scheduled send so that a server falling behind is not hidden. Back
+to back, mean latency is inspectors / throughput (Little's law): 32 inspectors meet p99 ≤ 50 ms only above ≈640
+reports/s, so a steady rate is the direct test of the target: ``--rate 310`` (requests, 2 % of them retries:
+≈304 new reports/s).
 
 The load generator shares the machine's cores with the server and PostgreSQL, so it is lean: prepared
 request bytes on asyncio streams (uvloop when installed), answers read by status line, Content-Length

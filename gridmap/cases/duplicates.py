@@ -50,7 +50,8 @@ def duplicates_query(*, lon: float, lat: float, class_code: str, now: datetime) 
                                   "radius_m": duplicate_radius(class_code)}
 
 
-def duplicates_found(found: str, *, reporter_id: int | None, now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
+def duplicates_found(found: str, *, reporter_id: int | None,
+                     now: datetime) -> tuple[list[dict], tuple[int, str] | None]:
     """:func:`find_duplicates`'s answer from the column of :func:`duplicates_query`."""
     rows = [(n["id"], n["number"], n["status"], n["reporter_id"], datetime.fromisoformat(n["reported_at"]),
              float(n["distance_m"])) for n in orjson.loads(found)]
