@@ -59,6 +59,7 @@ EVENT_CLASSES = ("20102", "20104", "20103")
 ACCOUNT_PASSWORD = "bench-inspector-password"
 REQUEST_TIMEOUT = 30.0
 IN_DOUBT = 0  # status recorded for a request that got no HTTP answer
+SLICE_S = 2.0  # the measured window's latency is also printed by slices this long
 
 
 def account(n: int) -> str:
@@ -335,6 +336,11 @@ def summarise(result: dict, args: argparse.Namespace) -> bool:
           f"{acked:,} acknowledged (201), {sum(r[8] == 'merged' for r in reports):,} of them auto-merged")
     print(f"sustained reports/s     : {rate:,.1f}")
     print(f"latency (reports, ms)   : p50 {p50:.1f}  p95 {p95:.1f}  p99 {p99:.1f}  max {latency.max(initial=0):.1f}")
+    # a backlog shows as a run of slow slices (a stall, the start), a server short of CPU as slow slices throughout
+    slices = [np.array([r[3] for r in reports if start + k <= r[2] < start + k + SLICE_S]) * 1000
+              for k in np.arange(0, args.seconds, SLICE_S)]
+    print(f"{f'p99 by {SLICE_S:g} s (ms)':<24}: "
+          + "  ".join(f"{np.percentile(s, 99):.0f}" if s.size else "-" for s in slices))
     if retries.size:
         print(f"latency (retries, ms)   : p50 {np.percentile(retries, 50):.1f}  p99 {np.percentile(retries, 99):.1f}")
     errors = Counter(r[4] for r in records if not 200 <= r[4] < 300)
