@@ -4,6 +4,7 @@ calendar (across a holiday and a weekend), version checks, duplicates and the ap
 from __future__ import annotations
 
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -192,6 +193,25 @@ def test_duplicates_are_proposed_and_repeats_merged(session, people, report):
     assert second.status == "merged"
 
 
+ROUND_TRIP_ENDS = ("Sync", "Query")  # a round trip ends with a Sync (extended protocol, pipelines) or is a Query
+
+
+@contextmanager
+def sent_to(pgconn):
+    """The messages the client sends on ``pgconn`` within the block, from libpq's trace: each as its fields
+    (direction, length, type, …), filled in when the block ends."""
+    sent = []
+    with tempfile.TemporaryFile("w+") as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
+        try:
+            yield sent
+        finally:
+            pgconn.untrace()
+        trace.seek(0)
+        sent += [line.split("\t") for line in trace.read().splitlines() if line.startswith("F\t")]
+
+
 def test_a_report_with_its_token_is_filed_in_two_round_trips(session, people, tmp_path):
     """The token's check, the key's claim and the searches around the fix (features, open cases) are one
     statement; then the case with its event (the commit, the route's, is a third)."""
@@ -203,18 +223,9 @@ def test_a_report_with_its_token_is_filed_in_two_round_trips(session, people, tm
                              photo_max_bytes=10_000_000, now=THURSDAY)
 
     first = file(people["inspector"], key="trips-0")  # the rules and the calendar cached, as in a running server
-    connection = driver_connection(session)
-    with tempfile.TemporaryFile("w+") as trace:
-        connection.pgconn.trace(trace.fileno())
-        connection.pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            filed = file(BearerToken(token))
-        finally:
-            connection.pgconn.untrace()
-        trace.seek(0)
-        sent = [line.split("\t") for line in trace.read().splitlines()]
-    # a round trip ends with a Sync (extended protocol, pipelines) or is a simple Query
-    trips = sum(1 for line in sent if line[0] == "F" and line[2] in ("Sync", "Query"))
+    with sent_to(driver_connection(session).pgconn) as sent:
+        filed = file(BearerToken(token))
+    trips = sum(1 for line in sent if line[2] in ROUND_TRIP_ENDS)
     assert trips == 2 and not filed.replayed and filed.case.proposed_department == "HW"
     # the same inspector's repeat, found by the search that went with the rest, is merged
     assert filed.case.reporter_id == people["inspector"].id and filed.merged_into == first.case.number
@@ -248,17 +259,9 @@ def test_a_report_begins_its_transaction_in_its_first_round_trip(scratch_url, tm
             file(session, "begin-0")  # the rules and the calendar cached, as in a running server
         with engine.connect() as connection:  # the pool's one connection, which the next session takes
             pgconn = connection.connection.driver_connection.pgconn
-        with tempfile.TemporaryFile("w+") as trace:
-            pgconn.trace(trace.fileno())
-            pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
-            try:
-                with unit_of_work(sessions) as session:
-                    filed = file(session, "begin-1")
-            finally:
-                pgconn.untrace()
-            trace.seek(0)
-            sent = [line.split("\t") for line in trace.read().splitlines() if line.startswith("F\t")]
-        trips = [n for n, line in enumerate(sent) if line[2] in ("Sync", "Query")]
+        with sent_to(pgconn) as sent, unit_of_work(sessions) as session:
+            filed = file(session, "begin-1")
+        trips = [n for n, line in enumerate(sent) if line[2] in ROUND_TRIP_ENDS]
         begins = [n for n, line in enumerate(sent) if "BEGIN" in line[-1]]
         assert len(trips) == 3 and len(begins) == 1 and begins[0] < trips[0], sent
         assert "COMMIT" in sent[trips[2]][-1] and not filed.replayed

@@ -285,11 +285,12 @@ class City:
         return Layers(*found)
 
 
-def load_city(session: Session) -> City | None:
+def load_city(session: Session, stamp: tuple | None = None) -> City | None:
     """Every current feature of the city's layers, read into memory with their spatial indexes, for the decisions
     made in this process; None if there is no city yet, or if its layers changed while they were read (read
-    them again later). Committed changes only: call it in a transaction of its own."""
-    stamp = tuple(session.execute(_STAMP).one())
+    them again later). Committed changes only: call it in a transaction of its own. ``stamp``: the stamp if
+    the caller has just read it in that transaction."""
+    stamp = stamp or tuple(session.execute(_STAMP).one())
     if stamp[0] is None:
         return None
     layers = _whole_layers(session, CRS.from_epsg(stamp[0]))
@@ -303,10 +304,10 @@ def refresh_city(session: Session) -> bool:
     database has changed them since; return whether they were loaded. A server calls it at start and then
     every few seconds: until it has, reports search the database (:func:`stamp_query`)."""
     database = database_key(session)
-    held = _CITIES.get(database)
-    if held is not None and tuple(session.execute(_STAMP).one()) == held.stamp:
+    held, stamp = _CITIES.get(database), tuple(session.execute(_STAMP).one())
+    if held is not None and stamp == held.stamp:
         return False
-    city = load_city(session)
+    city = load_city(session, stamp)
     if city is not None:
         _CITIES[database] = city
     return city is not None
