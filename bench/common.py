@@ -25,9 +25,9 @@ def free_port() -> int:
 
 def start_server(log_path: Path, env: dict[str, str] | None = None, workers: int = 1,
                  ready_line: str | None = None) -> tuple[subprocess.Popen, str]:
-    """Serve the app as it is deployed (:mod:`api.serve`: ``workers`` uvicorn processes, a SO_REUSEPORT socket
-    each, TCP_NODELAY) with environment ``env`` added to ours, on a free loopback port; return the server and
-    its URL once /api/v1/health answers (and every worker has logged ``ready_line``, if given)."""
+    """Serve the app as it is deployed (:mod:`api.serve`: ``workers`` uvicorn processes, handed the
+    connections in turn, TCP_NODELAY) with environment ``env`` added to ours, on a free loopback port; return
+    the server and its URL once /api/v1/health answers (and every worker has logged ``ready_line``, if given)."""
     port = free_port()
     argv = [sys.executable, "-m", "api.serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     with open(log_path, "wb") as log:

@@ -5,7 +5,7 @@ Run: ``.venv/bin/python bench/reports.py [--seconds 20] [--inspectors 32] [--wor
 It creates a private database with the demo city and its case history, as ``make demo`` has them (2–5 min: a
 city in service has its cases, see :func:`prepare_database`; ``--no-history``: the city alone, ≈30 s; ``--keep``
 keeps the database and ``--database-url`` reuses it), serves the app as deployed (``python -m api.serve
---workers N``: uvicorn processes with a SO_REUSEPORT socket each, TCP_NODELAY) on a free port, and lets each
+--workers N``: uvicorn processes handed the connections in turn, TCP_NODELAY) on a free port, and lets each
 inspector log in with an account of their own (``bench-inspector-NNN``, made in the bench database;
 ``--shared-account``: all as one user, whose repeats then merge and whose row every filing's foreign keys lock)
 and send reports back to back over a keep-alive connection of their own; ``--rate R`` paces them to R requests/s
@@ -475,8 +475,8 @@ def server_stack() -> str:
 
 def describe(args: argparse.Namespace, run_id: str) -> str:
     pace = f"{args.rate:g} requests/s" if args.rate else "back to back"
-    return (f"server  : python -m api.serve --workers {args.workers} (uvicorn, {server_stack()}, a SO_REUSEPORT "
-            f"socket per worker, TCP_NODELAY); load: "
+    return (f"server  : python -m api.serve --workers {args.workers} (uvicorn, {server_stack()}, connections "
+            f"handed to each in turn, TCP_NODELAY); load: "
             f"{args.inspectors} inspectors, {pace}, {args.seconds:g} s measured after {args.warmup:g} s warm-up; "
             f"photos {args.photo_share:.0%}, retries {args.retry_share:.0%}; run {run_id}")
 
