@@ -50,7 +50,7 @@ def pid_app():
     """An ASGI app (a factory, as api.serve loads apps) that answers every request with its process id."""
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":  # startup, then shutdown
                 await send({"type": "lifespan.startup.complete"})
             await send({"type": "lifespan.shutdown.complete"})
             return
