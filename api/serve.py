@@ -103,8 +103,11 @@ def _hand_over(listener: socket.socket, pool: list[Worker], turns: itertools.cyc
             connection, _ = listener.accept()
         except (BlockingIOError, InterruptedError):
             return
-        except OSError as error:  # out of file descriptors, a connection reset while waiting: the next one
+        except ConnectionAbortedError:  # reset by its client while it waited: the next one
+            continue
+        except OSError as error:  # out of file descriptors, say: the connections wait in the backlog meanwhile
             print(f"could not accept a connection: {error}", flush=True)
+            time.sleep(0.1)
             return
         with connection:
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

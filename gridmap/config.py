@@ -52,11 +52,13 @@ class ApiSettings(BaseSettings):
     # Python runs one request at a time per process: a few small processes keep both cores busy where two
     # big ones leave one idle whenever it holds the busier connections (the supervisor hands connections
     # to the workers in turn, api/serve.py, but a connection's load is whatever its client sends). More
-    # threads than that only fight over the interpreter lock. Measured with bench/reports.py on 2 cores: 2 workers × 12 answered 165 reports/s
-    # back to back, 2 × 4 ≈ 270; at a steady 250/s, 2 × 4 fell behind (one worker saturated, the other
-    # idle half the time), 4 × 2 kept up. Since reports are filed on the event loop (one at a time per
-    # process, api/routers/reports.py), every process more is only more switching: at 310 requests/s,
-    # 3 workers spent 3.1–3.5 ms of server CPU a report where 4 spent 3.9 in the runs beside them.
+    # threads than that only fight over the interpreter lock. Measured with bench/reports.py on 2 cores:
+    # 2 workers × 12 answered 165 reports/s back to back, 2 × 4 ≈ 270; at a steady 250/s, 2 × 4 fell
+    # behind (one worker saturated, the other idle half the time), 4 × 2 kept up. Since reports are filed
+    # on the event loop (one at a time per process, api/routers/reports.py), every process more is only
+    # more switching: at 310 requests/s, 3 workers spent 3.1–3.5 ms of server CPU a report where 4 spent
+    # 3.9 in the runs beside them (with the connections handed in turn, 7 runs each: 3.0–4.7 ms against
+    # 3.4–4.2; the target met in 2 runs against 3, median p99 148 ms against 514: no clear gain from a 4th).
     workers: int = Field(default=3, ge=1, le=64, description="server processes (the connections are handed "
                          "to each in turn)")
     concurrency: int = Field(default=2, ge=1, le=64, description="requests worked on at once per process "
