@@ -109,8 +109,7 @@ def _hand_over(listener: socket.socket, pool: list[Worker], turns: itertools.cyc
             print(f"could not accept a connection: {error}", flush=True)
             time.sleep(0.1)
             return
-        with connection:
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with connection:  # with TCP_NODELAY, inherited from the listener
             for _ in range(len(pool)):
                 worker = pool[next(turns)]
                 try:
