@@ -52,6 +52,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Grid management and field inspection for city management bureaus (数字城管).",
     )
     app.state.settings = settings
+    app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
     # routes are matched in order, one by one: the reports (the busiest by far) are looked at first

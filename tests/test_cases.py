@@ -3,13 +3,10 @@ calendar (across a holiday and a weekend), version checks, duplicates and the ap
 
 from __future__ import annotations
 
-import tempfile
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from psycopg.pq import Trace
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
@@ -20,9 +17,8 @@ from gridmap.cases.reports import submit_report
 from gridmap.cases.schemas import ActionRequest, ReportInput
 from gridmap.cases.service import act
 from gridmap.demo.users import demo_users
-from gridmap.db.engine import driver_connection, make_engine, make_session_factory, unit_of_work
-from gridmap.users.exceptions import Forbidden, NotAuthenticated
-from gridmap.users.service import BearerToken, current_user, issue_token
+from gridmap.users.exceptions import Forbidden
+from gridmap.users.service import current_user
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 # Thursday 8 October 2026; Friday 9 October is a holiday (国庆日补假), then the weekend
@@ -191,93 +187,6 @@ def test_duplicates_are_proposed_and_repeats_merged(session, people, report):
     assert other.duplicate_candidates == [] and other.status == "reported"
     step(session, people, second, "acceptor", "merge", at(8, 15, 30), into=first.number, reason="same pile")
     assert second.status == "merged"
-
-
-ROUND_TRIP_ENDS = ("Sync", "Query")  # a round trip ends with a Sync (extended protocol, pipelines) or is a Query
-
-
-@contextmanager
-def sent_to(pgconn):
-    """The messages the client sends on ``pgconn`` within the block, from libpq's trace: each as its fields
-    (direction, length, type, …), filled in when the block ends."""
-    sent = []
-    with tempfile.TemporaryFile("w+") as trace:
-        pgconn.trace(trace.fileno())
-        pgconn.set_trace_flags(Trace.SUPPRESS_TIMESTAMPS)
-        try:
-            yield sent
-        finally:
-            pgconn.untrace()
-        trace.seek(0)
-        sent += [line.split("\t") for line in trace.read().splitlines() if line.startswith("F\t")]
-
-
-def test_a_report_with_its_token_is_filed_in_two_round_trips(session, people, tmp_path):
-    """The token's check, the key's claim and the searches around the fix (features, open cases) are one
-    statement; then the case with its event (the commit, the route's, is a third)."""
-    token = issue_token(session=session, name="demo-inspector", password="inspector-demo")[0]
-    fields = ReportInput(x=STATION[0], y=STATION[1], class_code="20102", description="暴露垃圾", accuracy=5.0)
-
-    def file(user, key="trips-1"):
-        return submit_report(session=session, user=user, report=fields, uploads=[], key=key, photo_dir=tmp_path,
-                             photo_max_bytes=10_000_000, now=THURSDAY)
-
-    first = file(people["inspector"], key="trips-0")  # the rules and the calendar cached, as in a running server
-    with sent_to(driver_connection(session).pgconn) as sent:
-        filed = file(BearerToken(token))
-    trips = sum(1 for line in sent if line[2] in ROUND_TRIP_ENDS)
-    assert trips == 2 and not filed.replayed and filed.case.proposed_department == "HW"
-    # the same inspector's repeat, found by the search that went with the rest, is merged
-    assert filed.case.reporter_id == people["inspector"].id and filed.merged_into == first.case.number
-    assert file(BearerToken(token)).case.id == filed.case.id  # the retry, by its key
-    with pytest.raises(NotAuthenticated):
-        file(BearerToken("not-a-token"), key="trips-2")
-    analyst = issue_token(session=session, name="demo-analyst", password="analyst-demo")[0]
-    with pytest.raises(Forbidden):
-        file(BearerToken(analyst), key="trips-3")
-    # neither refused report claimed its key, even in a transaction that goes on
-    assert session.scalar(text("SELECT count(*) FROM idempotency_key WHERE key IN ('trips-2', 'trips-3')")) == 0
-
-
-def test_a_report_begins_its_transaction_in_its_first_round_trip(scratch_url, tmp_path):
-    """In a server's session (an engine of make_engine), the transaction's BEGIN goes with the report's first
-    statement: three round trips with the commit. The transaction is no less one for it (a failure after the
-    BEGIN leaves nothing), and the connection goes back to the pool as psycopg runs it, out of autocommit."""
-    engine = make_engine(scratch_url, connections=1)
-    sessions = make_session_factory(engine)
-    try:
-        with unit_of_work(sessions) as session:
-            demo_users(session=session)
-            token = BearerToken(issue_token(session=session, name="demo-inspector", password="inspector-demo")[0])
-        fields = ReportInput(x=STATION[0], y=STATION[1], class_code="20102", description="暴露垃圾", accuracy=5.0)
-
-        def file(session, key):
-            return submit_report(session=session, user=token, report=fields, uploads=[], key=key,
-                                 photo_dir=tmp_path, photo_max_bytes=10_000_000, now=THURSDAY)
-
-        with unit_of_work(sessions) as session:
-            file(session, "begin-0")  # the rules and the calendar cached, as in a running server
-        with engine.connect() as connection:  # the pool's one connection, which the next session takes
-            pgconn = connection.connection.driver_connection.pgconn
-        with sent_to(pgconn) as sent, unit_of_work(sessions) as session:
-            filed = file(session, "begin-1")
-        trips = [n for n, line in enumerate(sent) if line[2] in ROUND_TRIP_ENDS]
-        begins = [n for n, line in enumerate(sent) if "BEGIN" in line[-1]]
-        assert len(trips) == 3 and len(begins) == 1 and begins[0] < trips[0], sent
-        assert "COMMIT" in sent[trips[2]][-1] and not filed.replayed
-        with engine.connect() as connection:
-            assert connection.connection.driver_connection.autocommit is False
-        with pytest.raises(RuntimeError):  # a failure after the report's statements: nothing of it is kept
-            with unit_of_work(sessions) as session:
-                lost = file(session, "begin-2").case.number
-                raise RuntimeError("after the filing")
-        with unit_of_work(sessions) as session:
-            kept = session.execute(text("SELECT (SELECT count(*) FROM idempotency_key WHERE key LIKE 'begin-%'), "
-                                        "(SELECT count(*) FROM case_file WHERE number = :lost)"), {"lost": lost}).one()
-            assert tuple(kept) == (2, 0)
-            assert session.connection().connection.driver_connection.autocommit is False
-    finally:
-        engine.dispose()
 
 
 def test_self_disposal_needs_a_photo(session, people, report, tmp_path):

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import StringConstraints, TypeAdapter, ValidationError
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData, UploadFile as FormFile
 
 from api.deps import SessionDep, SettingsDep, UserDep, bearer_token, given, session_slot
@@ -18,8 +17,7 @@ from gridmap.cases.photos import PhotoTooLarge, photo_file
 from gridmap.cases.receipts import receipt
 from gridmap.cases.reports import KEY_PATTERN, Upload, submit_report, upload_photo
 from gridmap.cases.schemas import ReportInput, ReportReceipt
-from gridmap.config import CaseSettings
-from gridmap.db.engine import unit_of_work
+from gridmap.db.engine import autocommit_connection
 
 router = APIRouter(tags=["reports"])
 KEY_HEADER = "Idempotency-Key"
@@ -59,8 +57,8 @@ async def report(request: Request) -> Response:
     async with read_form(request) as form:
         report_input, photos, key = _checked(form, request.headers.get(KEY_HEADER))
         state = request.app.state
-        # The filing runs right here, on the event loop (the token's check, the filing, the commit): ≈ 2 ms of
-        # CPU and three round trips to the database, the city's layers in memory. A trip through the thread
+        # The filing runs right here, on the event loop (the token's check, the filing and its commit): ≈ 2 ms
+        # of CPU and two round trips to the database, the city's layers in memory. A trip through the thread
         # pool would let the loop serve others meanwhile, but at a few hundred reports a second the hand-over
         # and the threads' fight over the interpreter lock cost more CPU than the waits they hide (measured
         # with bench/reports.py: 4–5 % of the server's CPU a report at 90 reports/s, 10–20 % at 310, where
@@ -69,8 +67,7 @@ async def report(request: Request) -> Response:
         # commit here, as it would in a thread, never for one of this process's own. The slot first, as for
         # every session: a connection is then free for the filing without waiting in the pool.
         async with session_slot(state):
-            replayed, answer = _file(state.session_factory, bearer_token(request), report_input, photos, key,
-                                     state.settings.cases)
+            replayed, answer = _file(state, bearer_token(request), report_input, photos, key)
     return Response(answer.model_dump_json(), status_code=200 if replayed else 201, media_type="application/json")
 
 
@@ -102,13 +99,15 @@ def _located(where: str, error: ValidationError, *name: str) -> list[dict]:
     return [{**e, "loc": (where, *name, *e["loc"])} for e in error.errors(include_url=False)]
 
 
-def _file(sessions: sessionmaker[Session], token: str | None, form: ReportInput, photos: list[FormFile], key: str,
-          cases: CaseSettings) -> tuple[bool, ReportReceipt]:
-    with unit_of_work(sessions) as session:  # committed before the answer goes out: a client told 201 can
-        # count on the case being there; the token is checked with the filing's first statements
+def _file(state, token: str | None, form: ReportInput, photos: list[FormFile], key: str) -> tuple[bool, ReportReceipt]:
+    cases = state.settings.cases
+    # The filing's statements go on a connection in autocommit: the second files the case, all or nothing, and
+    # is committed before the answer goes out (a client told 201 can count on the case being there); the
+    # session serves only the rarer reads (a retry's case). The token is checked with the first statement.
+    with state.session_factory() as session, autocommit_connection(state.engine) as connection:
         filed = submit_report(session=session, user=given(token), report=form,
                               uploads=_read(photos, cases.photo_max_bytes), key=key, photo_dir=cases.photo_dir,
-                              photo_max_bytes=cases.photo_max_bytes)
+                              photo_max_bytes=cases.photo_max_bytes, connection=connection)
         return filed.replayed, receipt(session, filed)
 
 

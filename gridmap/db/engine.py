@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from psycopg import pq
+from psycopg import Connection, pq
 from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -31,7 +31,7 @@ def make_engine(url: str, connections: int = 5) -> Engine:
     A pooled connection the server has dropped (a restart, a terminated backend) is replaced when it is
     taken from the pool, as ``pool_pre_ping`` would, but without a round trip for every healthy one:
     see :func:`_check_alive`."""
-    engine = create_engine(url, pool_size=connections, max_overflow=2)
+    engine = create_engine(url, pool_size=connections, max_overflow=2, pool_use_lifo=True)
     event.listen(engine, "checkin", _on_checkin)
     event.listen(engine, "checkout", functools.partial(_check_alive, engine.dialect))
     return engine
@@ -123,6 +123,23 @@ def _begin_with(engine: Engine, connection) -> bool:
         return False
     connection.autocommit = True
     return True
+
+
+@contextmanager
+def autocommit_connection(engine: Engine) -> Iterator[Connection]:
+    """A psycopg connection from ``engine``'s pool in autocommit, in which each statement is its own transaction,
+    committed when its answer arrives (the pool takes it back out of autocommit: :func:`_on_checkin`).
+
+    For the busiest request, a report, whose writes all go in one statement: without a session and its
+    transaction, no ``BEGIN`` nor ``COMMIT`` goes to the database, and SQLAlchemy's session, transaction and
+    connection objects (≈0.2 ms of CPU a report, a twentieth of the server's work) are not built."""
+    pooled = engine.raw_connection()
+    try:
+        connection = pooled.driver_connection
+        connection.autocommit = True
+        yield connection
+    finally:
+        pooled.close()
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
