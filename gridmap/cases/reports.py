@@ -316,7 +316,9 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
     geometry and ``updated_at`` are loaded when first used); return the proposed department's name.
 
     ``claim``: a report's key and photos (the parameters of ``FILE_REPORT``), claimed and inserted in the same
-    statement, on ``connection`` if given; raises :class:`_KeyTaken`, having inserted nothing, if the key is."""
+    statement, on ``connection`` if given; raises :class:`_KeyTaken`, having inserted nothing, if the key is.
+    A case filed on ``connection`` stays out of the session, whose transaction never saw it: a plain object
+    of the columns as filed (its geometry and ``updated_at`` read None)."""
     params = {"case": _record(case, CASE_FIELDS), "event": _record(event, EVENT_FIELDS), "lon": lon, "lat": lat,
               "department": case.proposed_department}
     if claim is None:
@@ -325,8 +327,9 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
         row = (connection or driver_connection(session)).execute(FILE_REPORT, params | claim).fetchone()
         if row is None:
             raise _KeyTaken(claim["idempotency_key"])
-    make_transient_to_detached(case)
-    session.add(case)
+    if connection is None:
+        make_transient_to_detached(case)
+        session.add(case)
     return row[0]
 
 
