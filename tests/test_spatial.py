@@ -130,6 +130,20 @@ def test_the_segments_of_a_few_geometries_or_of_single_lines_are_those_of_the_ra
     assert Segments._one_line_each(np.r_[boxes, lines]) and not Segments._one_line_each(layers.grids["geom"].to_numpy())
 
 
+def test_the_segments_taken_for_some_features_are_those_read_from_their_geometries(session):
+    """A layer's segments read once and taken for the features near a fix (as the city in memory gives them)
+    are those read from these features' geometries, in the order asked, empty geometries included."""
+    layers = load_layers(session=session, metric=Reference.current(session).metric, class_codes=[])
+    fields = ("ax", "ay", "bx", "by", "feature", "start", "count")
+    rng = np.random.default_rng(23)
+    for geoms in (layers.grids["geom"].to_numpy(), layers.roads["geom"].to_numpy()):
+        geoms = np.r_[geoms, [shapely.Polygon() if geoms[0].geom_type.endswith("Polygon") else shapely.LineString()]]
+        whole = Segments.of(geoms)
+        for rows in [rng.choice(len(geoms), size, replace=False) for size in (1, 3, 9, 40)] + [[len(geoms) - 1], []]:
+            taken, read = whole.take(rows), Segments.of(geoms[np.asarray(rows, dtype=np.int64)])
+            assert all(np.array_equal(getattr(taken, f), getattr(read, f)) for f in fields), rows
+
+
 def test_the_escaping_check_on_text_bytes_agrees_with_the_pattern():
     """Whether a column needs JSON escaping is read from its bytes for long columns: the same answer as
     the pattern, slices included (their bytes outside the slice do not count)."""

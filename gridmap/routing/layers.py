@@ -30,6 +30,7 @@ from gridmap.crs import transformer
 from gridmap.db.engine import database_key, driver_connection
 from gridmap.departments.service import load_rules
 from gridmap.routing.policy import MAX_ROAD_TOLERANCE_M, ON_EDGE_M, SNAP_RADIUS_M
+from gridmap.routing.spatial import Segments
 from gridmap.routing.table import Table
 
 GRID_SQL = """
@@ -96,6 +97,8 @@ class Layers:
     grids: Columns
     roads: Columns
     components: Columns
+    #: the grids' and the roads' segments, where they come gathered with them (from the city in memory)
+    segments: tuple[Segments, Segments] | None = None
 
     @cached_property
     def tables(self):
@@ -267,12 +270,13 @@ class City:
     stamp: tuple
     layers: tuple[dict, dict, dict]  # grids, roads, components
     trees: tuple[shapely.STRtree, shapely.STRtree, shapely.STRtree]
+    segments: tuple[Segments, Segments]  # of the grids and of the roads, read once
 
     def near(self, x: float, y: float, accuracy_m: float | None, class_code: str | None) -> Layers:
         """The features near the metric point ``x``/``y`` that the database search (:func:`near_query`) would
         find, or more: each layer as far as its decision looks, with 10 % to spare (the decision itself
         measures); the components of ``class_code`` only."""
-        found = []
+        found, segments = [], []
         for n, (columns, tree, radius) in enumerate(zip(self.layers, self.trees, _search_radii(accuracy_m))):
             reach = radius * 1.1 + 0.01
             rows = tree.query(shapely.box(x - reach, y - reach, x + reach, y + reach)).tolist()
@@ -282,7 +286,9 @@ class City:
             rows.sort()  # one order for the same features (the decision ranks ties by code, in any order)
             found.append({name: ([values[row] for row in rows] if name != "geom" else values[rows])
                           for name, values in columns.items()})
-        return Layers(*found)
+            if n < 2:
+                segments.append(self.segments[n].take(rows))
+        return Layers(*found, segments=tuple(segments))
 
 
 def load_city(session: Session, stamp: tuple | None = None) -> City | None:
@@ -296,7 +302,8 @@ def load_city(session: Session, stamp: tuple | None = None) -> City | None:
     layers = _whole_layers(session, CRS.from_epsg(stamp[0]))
     if tuple(session.execute(_STAMP).one()) != stamp:  # changed in between: some layers newer than the stamp
         return None
-    return City(stamp, tuple(layers), tuple(shapely.STRtree(columns["geom"]) for columns in layers))
+    return City(stamp, tuple(layers), tuple(shapely.STRtree(columns["geom"]) for columns in layers),
+                tuple(Segments.of(columns["geom"]) for columns in layers[:2]))
 
 
 def refresh_city(session: Session) -> bool:

@@ -47,13 +47,14 @@ def decide_one(x: float, y: float, accuracy: float, case_type: str, class_code: 
     given = accuracy
     accuracy = 0.0 if math.isnan(accuracy) else accuracy
     reasons: list[str] = []
-    found = _grid(x, y, accuracy, grids, reasons)
+    grid_segments, road_segments = layers.segments or (None, None)
+    found = _grid(x, y, accuracy, grids, reasons, grid_segments)
     if found is None:
         return None
     if found[0] < 0:
         return {"error": messages.OUTSIDE}
     grid, others = found
-    road, road_distance, roads_ev = _road(x, y, roads, reasons)
+    road, road_distance, roads_ev = _road(x, y, roads, reasons, road_segments)
     comp, comp_distance, comps_ev = (_component(x, y, accuracy, class_code, comps, reasons)
                                      if case_type == "component" else (-1, math.nan, None))
     own = _at(grids, "grid_department", grid)
@@ -105,14 +106,14 @@ def _ranked(candidates: list[tuple[float, str, int]]) -> list[tuple[float, str, 
     return sorted(candidates, key=lambda c: (c[0], c[1]))
 
 
-def _grid(x, y, accuracy, grids: Columns, reasons: list[str]):
+def _grid(x, y, accuracy, grids: Columns, reasons: list[str], segments: Segments | None = None):
     """(the grid holding the fix, the other bodies' grids its accuracy circle reaches), (-1, None) outside
-    every grid, None on a shared edge."""
+    every grid, None on a shared edge; ``segments``: the grids' segments, if they come with them."""
     count = len(grids["code"])
     if count == 0:
         return -1, None
     edge, inside = distances(np.array([x]), np.array([y]), np.zeros(count, np.int64), np.arange(count),
-                             Segments.of(np.asarray(grids["geom"], dtype=object)))
+                             Segments.of(np.asarray(grids["geom"], dtype=object)) if segments is None else segments)
     holding = np.flatnonzero(inside | (edge <= ON_EDGE_M))
     if len(holding) != 1:
         return (-1, None) if len(holding) == 0 else None
@@ -130,9 +131,10 @@ def _grid(x, y, accuracy, grids: Columns, reasons: list[str]):
     return grid, [{"code": c, "distance_m": _number(d, 1), "responsible": body[j]} for d, c, j in found]
 
 
-def _road(x, y, roads: Columns, reasons: list[str]) -> tuple[int, float, list | None]:
+def _road(x, y, roads: Columns, reasons: list[str], segments: Segments | None = None) -> tuple[int, float, list | None]:
     """The nearest road within its grade's tolerance, its distance and the evidence's three nearest."""
-    segments = Segments.of(np.asarray(roads["geom"], dtype=object))
+    if segments is None:
+        segments = Segments.of(np.asarray(roads["geom"], dtype=object))
     if len(segments.feature) == 0:
         return -1, math.nan, None
     distance = segment_distance(x, y, segments.ax, segments.ay, segments.bx, segments.by)

@@ -93,6 +93,16 @@ class Segments:
         j = np.flatnonzero(line[1:] == line[:-1])
         return xy, j, owner[line[j]]
 
+    def take(self, rows: np.ndarray) -> Segments:
+        """The segments of the features ``rows`` (in that order), numbered as they come: what :meth:`of` gives
+        for their geometries, gathered instead of read again (near one fix, 10–20 µs instead of ≈100)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        count = self.count[rows]
+        start = np.cumsum(count) - count
+        j = np.arange(int(count.sum()), dtype=np.int64) + np.repeat(self.start[rows] - start, count)
+        feature = np.repeat(np.arange(len(rows), dtype=np.int64), count)
+        return Segments(self.ax[j], self.ay[j], self.bx[j], self.by[j], feature, start, count)
+
     def boxes(self, margin: np.ndarray | float = 0.0) -> np.ndarray:
         """Each segment's box, widened by ``margin`` (per segment or one for all)."""
         return np.column_stack([np.minimum(self.ax, self.bx) - margin, np.minimum(self.ay, self.by) - margin,
