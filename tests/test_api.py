@@ -97,3 +97,42 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_without_a_ping_per_r
     finally:
         pooled.dispose()
 
+
+
+def test_the_shortcut_answers_as_the_route_would_and_leaves_the_rest_to_it():
+    """Shortcut sends its one method and path straight to the endpoint, whose errors the app's handlers answer
+    as behind the router; an error without a handler is the server-error middleware's 500; other methods
+    and paths are routed as ever. The app sends the reports so, their route still registered (and described)."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    from api.shortcut import Shortcut
+
+    class Refused(Exception):
+        pass
+
+    async def endpoint(request: Request):
+        if request.query_params.get("fail") == "handled":
+            raise Refused("no such thing")
+        if request.query_params.get("fail") == "unhandled":
+            raise RuntimeError("a bug")
+        return PlainTextResponse(f"shortcut {request.method} {(await request.body()).decode()}")
+
+    async def refused(_request: Request, error: Refused) -> JSONResponse:
+        return JSONResponse(status_code=409, content={"detail": str(error)})
+
+    app = FastAPI()
+    app.add_exception_handler(Refused, refused)
+    app.add_api_route("/things", lambda: PlainTextResponse("router"), methods=["POST", "GET"])
+    app.add_middleware(Shortcut, method="POST", path="/things", endpoint=endpoint)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post("/things", content=b"body").text == "shortcut POST body"
+        assert client.get("/things").text == "router"
+        assert client.post("/things/", follow_redirects=False).status_code == 307  # exactly its path: routed
+        answer = client.post("/things?fail=handled")
+        assert answer.status_code == 409 and answer.json() == {"detail": "no such thing"}
+        assert client.post("/things?fail=unhandled").status_code == 500
+    report = create_app(Settings(database=DatabaseSettings(database_url="postgresql+psycopg://nobody@127.0.0.1:9/x")))
+    shortcuts = [m for m in report.user_middleware if m.cls is Shortcut]
+    assert [(m.kwargs["method"], m.kwargs["path"]) for m in shortcuts] == [("POST", "/api/v1/reports")]
+    assert "post" in report.openapi()["paths"]["/api/v1/reports"]
