@@ -7,6 +7,7 @@ import io
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
@@ -122,7 +123,7 @@ def test_guessing_passwords_is_slowed_down(client, api_url):
     client.cookies.clear()  # the log-ins' session cookie: the other tests send their own credentials
 
 
-def test_report_answers_with_the_case_the_department_and_why(client, tokens):
+def test_report_answers_with_the_case_the_department_and_why(client, tokens, api_url):
     reply = send(client, tokens["inspector"], photos=[("pile.jpg", jpeg(exif_gps=(121.60, 25.10)))])
     assert reply.status_code == 201, reply.text
     body = reply.json()
@@ -136,6 +137,12 @@ def test_report_answers_with_the_case_the_department_and_why(client, tokens):
     assert client.get(f"/api/v1/photos/{sha}?thumbnail=true", headers=tokens["supervisor"]).headers[
         "content-type"] == "image/jpeg"
     assert client.get(f"/api/v1/photos/{sha}").status_code == 401
+    engine = create_engine(api_url)
+    with engine.connect() as conn:  # the photo's row, filed with the case: what EXIF said, by whom
+        row = conn.execute(text("SELECT p.media_type, p.width, round(p.lon::numeric, 2), u.name FROM photo p "
+                                "JOIN app_user u ON u.id = p.uploaded_by WHERE p.sha256 = :sha"), {"sha": sha}).one()
+    engine.dispose()
+    assert tuple(row) == ("image/jpeg", 64, Decimal("121.60"), "demo-inspector")
 
 
 def test_the_server_decides_from_the_city_in_memory_and_keeps_it_current(client, tokens, api_url, monkeypatch):

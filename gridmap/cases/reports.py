@@ -101,7 +101,7 @@ def _first_statement(user: CurrentUser | BearerToken, key: str, reads: list[tupl
     return _first_sql(isinstance(user, BearerToken), *(sql for sql, _ in reads)), params
 
 
-def _file_case(claim: bool) -> str:
+def _file_case(claim: bool = False, photos: bool = False) -> str:
     """Insert a case (as a JSON record, with its point) and its first event (likewise) in one statement,
     and read the proposed department's name for the receipt.
 
@@ -111,19 +111,21 @@ def _file_case(claim: bool) -> str:
     instead of building a ``jsonb`` of the whole record first (≈75 µs of its CPU instead of ≈170 for a case).
 
     ``claim``: a report's, which first claims its key (parameters ``user``, ``idempotency_key``, ``digest``,
-    ``case_id``) and inserts its photos (``photos``, a JSON array of records); where the key is taken (a copy
-    of the report filed meanwhile) nothing is inserted and there is no row."""
+    ``case_id``) and, with ``photos``, inserts its photos (``photos``, a JSON array of records); where the key
+    is taken (a copy of the report filed meanwhile) nothing is inserted and there is no row."""
     case, event, photo = ", ".join(CASE_FIELDS), ", ".join(EVENT_FIELDS), ", ".join(PHOTO_FIELDS)
     claimed = "\nWHERE EXISTS (SELECT FROM claimed)" if claim else ""
-    first = f"""
+    first = """
 claimed AS (
   INSERT INTO idempotency_key (user_id, key, request_hash, case_id)
   VALUES (%(user)s, %(idempotency_key)s, %(digest)s, %(case_id)s)
-  ON CONFLICT DO NOTHING RETURNING case_id),
+  ON CONFLICT DO NOTHING RETURNING case_id),""" if claim else ""
+    if photos:
+        first += f"""
 photos AS (
   INSERT INTO photo ({photo})
   SELECT {photo} FROM json_populate_recordset(NULL::photo, CAST(%(photos)s AS json)){claimed}
-  ON CONFLICT DO NOTHING),""" if claim else ""
+  ON CONFLICT DO NOTHING),"""
     return f"""
 WITH {first}
 new_case AS (
@@ -137,7 +139,9 @@ RETURNING (SELECT name FROM department WHERE code = %(department)s)"""
 
 #: the columns a stored photo's row is given (``uploaded_at`` is the database's)
 PHOTO_FIELDS = tuple(c.key for c in Photo.__table__.c if c.key != "uploaded_at")
-FILE_CASE, FILE_REPORT = _file_case(claim=False), _file_case(claim=True)
+FILE_CASE = _file_case()
+#: a report's filing, without photos and with them (a report without any spares PostgreSQL the photos' table)
+FILE_REPORT = {False: _file_case(claim=True), True: _file_case(claim=True, photos=True)}
 SAVE_PHOTO = insert(Photo.__table__).on_conflict_do_nothing()
 EARLIER = "SELECT case_id, request_hash FROM idempotency_key WHERE user_id = %(user)s AND key = %(idempotency_key)s"
 
@@ -315,7 +319,7 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
     """Insert the case and its event, then put the case in the session as if loaded from the database (its
     geometry and ``updated_at`` are loaded when first used); return the proposed department's name.
 
-    ``claim``: a report's key and photos (the parameters of ``FILE_REPORT``), claimed and inserted in the same
+    ``claim``: a report's key and photos (the parameters of :data:`FILE_REPORT`), claimed and inserted in the same
     statement, on ``connection`` if given; raises :class:`_KeyTaken`, having inserted nothing, if the key is.
     A case filed on ``connection`` stays out of the session, whose transaction never saw it: a plain object
     of the columns as filed (its geometry and ``updated_at`` read None)."""
@@ -324,7 +328,8 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
     if claim is None:
         row = driver_connection(session).execute(FILE_CASE, params).fetchone()
     else:
-        row = (connection or driver_connection(session)).execute(FILE_REPORT, params | claim).fetchone()
+        sql = FILE_REPORT[claim["photos"] != "[]"]
+        row = (connection or driver_connection(session)).execute(sql, params | claim).fetchone()
         if row is None:
             raise _KeyTaken(claim["idempotency_key"])
     if connection is None:
