@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.assets import mount_assets
 from api.errors import install_error_handlers
-from api.shortcut import Shortcut
 from api.routers import auth, cases, catalogue, departments, kpi, layers, pages, reports, routing, site, tiles
+from api.shortcut import Shortcut
 from gridmap import __version__
 from gridmap.config import Settings, load_settings
 from gridmap.db.engine import database_url, make_engine, make_session_factory, unit_of_work

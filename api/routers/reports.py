@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import StringConstraints, TypeAdapter, ValidationError
-from starlette.datastructures import FormData, UploadFile as FormFile
+from starlette.datastructures import FormData, State, UploadFile as FormFile
 
 from api.deps import SessionDep, SettingsDep, UserDep, bearer_token, given, session_slot
 from api.forms import read_form
@@ -99,7 +99,8 @@ def _located(where: str, error: ValidationError, *name: str) -> list[dict]:
     return [{**e, "loc": (where, *name, *e["loc"])} for e in error.errors(include_url=False)]
 
 
-def _file(state, token: str | None, form: ReportInput, photos: list[FormFile], key: str) -> tuple[bool, ReportReceipt]:
+def _file(state: State, token: str | None, form: ReportInput, photos: list[FormFile],
+          key: str) -> tuple[bool, ReportReceipt]:
     cases = state.settings.cases
     # The filing's statements go on a connection in autocommit: the second files the case, all or nothing, and
     # is committed before the answer goes out (a client told 201 can count on the case being there); the

@@ -30,7 +30,9 @@ def make_engine(url: str, connections: int = 5) -> Engine:
 
     A pooled connection the server has dropped (a restart, a terminated backend) is replaced when it is
     taken from the pool, as ``pool_pre_ping`` would, but without a round trip for every healthy one:
-    see :func:`_check_alive`."""
+    see :func:`_check_alive`. The pool hands out the connection given back last: a worker filing reports one
+    after another keeps one warm backend busy rather than taking turns with cold ones (in two paired runs of
+    bench/reports.py, 0.10 and 0.12 ms less of PostgreSQL's CPU a report than in turns)."""
     engine = create_engine(url, pool_size=connections, max_overflow=2, pool_use_lifo=True)
     event.listen(engine, "checkin", _on_checkin)
     event.listen(engine, "checkout", functools.partial(_check_alive, engine.dialect))
