@@ -25,6 +25,8 @@ from gridmap.routing.layers import Layers, Reference, load_layers
 from gridmap.routing.service import assign, classify, component_classes
 from gridmap.scale.parquet import pandas_types, read_partitioned
 
+#: the layers' frames (a Layers also caches what is worked out from them, which is not shipped)
+LAYERS = ("grids", "roads", "components")
 #: input columns the decision needs to classify a report (the rest only travels along)
 CLASS_COLUMNS = ("class", "case_type", "component_id")
 
@@ -44,12 +46,12 @@ class Loaded:
 
     def without_features(self) -> Loaded:
         """The same tables with empty layers: what the decisions' columns are is known without deciding."""
-        return Loaded(self.reference, Layers(*(frame.iloc[:0] for frame in vars(self.layers).values())))
+        return Loaded(self.reference, Layers(*(getattr(self.layers, name).iloc[:0] for name in LAYERS)))
 
     def __getstate__(self) -> dict:
         # geometries as one WKB array per layer: pickling them one by one costs ten times as much
         frames = {name: frame.assign(geom=shapely.to_wkb(np.asarray(frame["geom"])))
-                  for name, frame in vars(self.layers).items()}
+                  for name, frame in ((name, getattr(self.layers, name)) for name in LAYERS)}
         return {"reference": self.reference, "frames": frames}
 
     def __setstate__(self, state: dict) -> None:
