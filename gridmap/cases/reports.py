@@ -213,8 +213,9 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
     photos = [store_photo(u.data, directory=photo_dir, filename=u.filename, max_bytes=photo_max_bytes)
               for u in uploads]
     calendar = get_calendar(session=session, stamp=calendar_stamp)
-    claim = {"user": user.id, "idempotency_key": key, "digest": digest, "case_id": case_id,
-             "photos": orjson.dumps(_photo_rows(photos, user, calendar.timezone)).decode()}
+    claim = {"user": user.id, "idempotency_key": key, "digest": digest, "case_id": case_id}
+    if photos:
+        claim["photos"] = orjson.dumps(_photo_rows(photos, user, calendar.timezone)).decode()
     try:
         return _open(session, decision, report, user, now, photos, calendar, None, case_id, near_cases=found[-1],
                      claim=claim, connection=connection)
@@ -328,7 +329,7 @@ def _insert(session: Session, case: CaseFile, event: CaseEvent, lon: float, lat:
     if claim is None:
         row = driver_connection(session).execute(FILE_CASE, params).fetchone()
     else:
-        sql = FILE_REPORT[claim["photos"] != "[]"]
+        sql = FILE_REPORT["photos" in claim]
         row = (connection or driver_connection(session)).execute(sql, params | claim).fetchone()
         if row is None:
             raise _KeyTaken(claim["idempotency_key"])
