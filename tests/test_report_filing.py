@@ -17,7 +17,7 @@ from sqlalchemy import text
 from gridmap.cases.exceptions import BadCaseInput, IdempotencyConflict
 from gridmap.cases.reports import submit_report
 from gridmap.cases.schemas import ReportInput
-from gridmap.db.engine import autocommit_connection, driver_connection, make_engine, make_session_factory, unit_of_work
+from gridmap.db.engine import driver_connection, make_engine, make_session_factory, reads_and_autocommit, unit_of_work
 from gridmap.demo.users import demo_users
 from gridmap.users.exceptions import Forbidden, NotAuthenticated
 from gridmap.users.service import BearerToken, current_user, issue_token
@@ -90,7 +90,7 @@ def city_for_reports(scratch_url: str, connections: int):
 
 def file_in_autocommit(engine, sessions, token, key, tmp_path, report=FIELDS, now=THURSDAY):
     """File as the server does: the statements on a pooled connection in autocommit, a session for the rest."""
-    with sessions() as session, autocommit_connection(engine) as connection:
+    with reads_and_autocommit(sessions, engine) as (session, connection):
         return submit_report(session=session, user=token, report=report, uploads=[], key=key, photo_dir=tmp_path,
                              photo_max_bytes=10_000_000, now=now, connection=connection)
 
@@ -151,6 +151,28 @@ def test_a_server_files_a_report_in_two_statements_and_no_transaction_of_its_own
         with unit_of_work(sessions) as session:
             left = session.scalar(text("SELECT count(*) FROM idempotency_key WHERE key = 'auto-2'"))
             assert left == 0 and session.connection().connection.driver_connection.autocommit is False
+
+
+def test_a_retry_ends_its_reads_by_a_commit_and_keeps_the_prepared_statements(scratch_url, tmp_path):
+    """A retry reads its case through the session, the one report that does, and ends that transaction by a
+    commit: at a rollback psycopg forgets every statement prepared on the connection (DEALLOCATE ALL), which
+    the pool hands out next, and the reports after it would be parsed and planned again."""
+    with city_for_reports(scratch_url, connections=2) as (engine, sessions, token):
+        file_in_autocommit(engine, sessions, token, "kept-0", tmp_path)
+        with engine.connect() as one, engine.connect() as two:  # the pool's two, each with a statement prepared
+            drivers = [c.connection.driver_connection for c in (one, two)]
+            for driver in drivers:
+                driver.execute("SELECT 1", prepare=True)
+                driver.commit()  # not rolled back by the pool either
+        with sent_to(drivers[0].pgconn) as first, sent_to(drivers[1].pgconn) as second:
+            retry = file_in_autocommit(engine, sessions, token, "kept-0", tmp_path)
+        sent = [line[-1] for line in first + second]
+        assert retry.replayed and any("COMMIT" in s for s in sent), sent
+        assert not any("ROLLBACK" in s or "DEALLOCATE" in s for s in sent), sent
+        with engine.connect() as one, engine.connect() as two:
+            assert {c.connection.driver_connection for c in (one, two)} == set(drivers)
+            for c in (one, two):
+                assert c.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() >= 1
 
 
 def test_a_copy_racing_a_report_in_flight_waits_for_it_and_answers_with_its_case(scratch_url, tmp_path):

@@ -17,7 +17,7 @@ from gridmap.cases.photos import PhotoTooLarge, photo_file
 from gridmap.cases.receipts import receipt
 from gridmap.cases.reports import KEY_PATTERN, Upload, submit_report, upload_photo
 from gridmap.cases.schemas import ReportInput, ReportReceipt
-from gridmap.db.engine import autocommit_connection
+from gridmap.db.engine import reads_and_autocommit
 
 router = APIRouter(tags=["reports"])
 KEY_HEADER = "Idempotency-Key"
@@ -105,7 +105,7 @@ def _file(state: State, token: str | None, form: ReportInput, photos: list[FormF
     # The filing's statements go on a connection in autocommit: the second files the case, all or nothing, and
     # is committed before the answer goes out (a client told 201 can count on the case being there); the
     # session serves only the rarer reads (a retry's case). The token is checked with the first statement.
-    with state.session_factory() as session, autocommit_connection(state.engine) as connection:
+    with reads_and_autocommit(state.session_factory, state.engine) as (session, connection):
         filed = submit_report(session=session, user=given(token), report=form,
                               uploads=_read(photos, cases.photo_max_bytes), key=key, photo_dir=cases.photo_dir,
                               photo_max_bytes=cases.photo_max_bytes, connection=connection)
