@@ -144,6 +144,25 @@ def test_the_segments_taken_for_some_features_are_those_read_from_their_geometri
             assert all(np.array_equal(getattr(taken, f), getattr(read, f)) for f in fields), rows
 
 
+def test_distances_from_one_point_are_those_of_the_many_points_path(session):
+    """point_distances (a report's fix against the grids near it) gives to the last bit what distances gives
+    for the same point and features: the nearest edge and inside or not, an empty geometry infinitely far."""
+    layers = load_layers(session=session, metric=Reference.current(session).metric, class_codes=[])
+    grids = np.r_[layers.grids["geom"].to_numpy(), [shapely.Polygon()]]
+    whole = Segments.of(grids)
+    rng = np.random.default_rng(31)
+    xmin, ymin, xmax, ymax = shapely.total_bounds(grids[:-1])
+    vertex = shapely.get_coordinates(grids[0])[0]
+    for n, (x, y) in enumerate([*zip(rng.uniform(xmin, xmax, 200), rng.uniform(ymin, ymax, 200)), vertex]):
+        rows = rng.choice(len(grids), 1 + n % 12, replace=False)
+        rows[-1] = len(grids) - 1 if n % 5 == 0 else rows[-1]
+        taken = whole.take(rows)
+        one = spatial.point_distances(float(x), float(y), taken)
+        many = distances(np.array([x]), np.array([y]), np.zeros(len(rows), np.int64), np.arange(len(rows)), taken)
+        assert np.array_equal(one[0], many[0]) and np.array_equal(one[1], many[1]), (n, rows)
+    assert np.isinf(spatial.point_distances(0.0, 0.0, whole.take([len(grids) - 1]))[0]).all()
+
+
 def test_the_escaping_check_on_text_bytes_agrees_with_the_pattern():
     """Whether a column needs JSON escaping is read from its bytes for long columns: the same answer as
     the pattern, slices included (their bytes outside the slice do not count)."""

@@ -4,7 +4,7 @@
 ~2,000 calls into numpy and Arrow cost 1.5 ms, a quarter of what the server spends on a report. Here
 the same steps (see :mod:`gridmap.routing.decide`) run on the few features near one fix as Python values,
 in about 0.2 ms. The distances still come from the column path's own numpy functions
-(:func:`~gridmap.routing.spatial.distances`, :func:`~gridmap.routing.spatial.segment_distance`), so they are
+(:func:`~gridmap.routing.spatial.point_distances`, :func:`~gridmap.routing.spatial.segment_distance`), so they are
 the same to the last bit, and the ambiguity reasons from the same messages
 (:mod:`gridmap.routing.messages`). The rare fixes that need more — one on a shared grid edge, a component
 the inspector picked — are left to the column path (``None``, or not asked: see ``assign_one``).
@@ -29,7 +29,7 @@ from gridmap.routing.policy import (
     road_tolerance,
 )
 from gridmap.routing.responsible import ROLES, limit_column, rule_chain
-from gridmap.routing.spatial import Segments, distances, segment_distance
+from gridmap.routing.spatial import Segments, point_distances, segment_distance
 
 PLACES = ("unit_grid", "duty_grid", "community", "street", "district", "area_class")
 GRID_COLUMNS = ("code", "duty_grid", "community", "street", "district", "area_class")
@@ -112,8 +112,8 @@ def _grid(x, y, accuracy, grids: Columns, reasons: list[str], segments: Segments
     count = len(grids["code"])
     if count == 0:
         return -1, None
-    edge, inside = distances(np.array([x]), np.array([y]), np.zeros(count, np.int64), np.arange(count),
-                             Segments.of(np.asarray(grids["geom"], dtype=object)) if segments is None else segments)
+    edge, inside = point_distances(x, y, Segments.of(np.asarray(grids["geom"], dtype=object)) if segments is None
+                                  else segments)
     holding = np.flatnonzero(inside | (edge <= ON_EDGE_M))
     if len(holding) != 1:
         return (-1, None) if len(holding) == 0 else None

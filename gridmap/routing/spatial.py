@@ -316,12 +316,30 @@ def distances(px: np.ndarray, py: np.ndarray, point: np.ndarray, feature: np.nda
         pair = np.repeat(np.arange(len(rows)), count)
         s = np.repeat(segments.start[feature[rows]] - first, count) + np.arange(count.sum())
         x, y = px[point[rows]][pair], py[point[rows]][pair]
-        ax, ay, bx, by = segments.ax[s], segments.ay[s], segments.bx[s], segments.by[s]
-        edge[rows] = np.minimum.reduceat(segment_distance(x, y, ax, ay, bx, by), first)
-        dy = by - ay
-        cross = ((ay > y) != (by > y)) & (x < ax + (y - ay) * (bx - ax) / np.where(dy != 0, dy, 1.0))
-        odd[rows] = np.add.reduceat(cross.astype(np.int32), first) % 2 == 1
+        edge[rows], odd[rows] = _nearest_and_parity(x, y, segments.ax[s], segments.ay[s], segments.bx[s],
+                                                    segments.by[s], first)
     return edge, odd
+
+
+def point_distances(x: float, y: float, segments: Segments) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`distances` from one point to each feature of ``segments``: the same numbers in a fifth of the
+    numpy calls (a report's fix against the grids near it)."""
+    edge, odd = np.full(len(segments.count), np.inf), np.zeros(len(segments.count), dtype=bool)
+    having = np.flatnonzero(segments.count)
+    if len(having):
+        edge[having], odd[having] = _nearest_and_parity(x, y, segments.ax, segments.ay, segments.bx, segments.by,
+                                                        segments.start[having])
+    return edge, odd
+
+
+def _nearest_and_parity(x, y, ax, ay, bx, by, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs of segments starting at ``first`` (a feature's each, all of them): the distance from (x, y)
+    to the run's nearest segment, and whether the point is inside the run's rings (an odd number of them
+    cross the ray to the east of the point)."""
+    nearest = np.minimum.reduceat(segment_distance(x, y, ax, ay, bx, by), first)
+    dy = by - ay
+    cross = ((ay > y) != (by > y)) & (x < ax + (y - ay) * (bx - ax) / np.where(dy != 0, dy, 1.0))
+    return nearest, np.add.reduceat(cross.astype(np.int32), first) % 2 == 1
 
 
 def starts(*keys: np.ndarray) -> np.ndarray:
