@@ -197,7 +197,7 @@ def test_numbers_formatted_from_a_table_of_values_read_as_the_cast_writes_them()
 def test_lex_order_sorts_as_lexsort_does():
     """The packed sort gives np.lexsort's order, ties kept in their order, on ints, floats with ties, ±0 and
     infinity (and falls back to lexsort on NaN)."""
-    from gridmap.routing.spatial import lex_order
+    from gridmap.routing.ranking import lex_order
 
     rng = np.random.default_rng(11)
     for n in (10, 65, 5000):

@@ -52,7 +52,8 @@ from gridmap.routing.policy import (
     accuracy_kind,
 )
 from gridmap.routing.indexes import component_index, grid_bodies, grid_index, layer_work, road_index
-from gridmap.routing.spatial import distances, first_two, lex_order, point_boxes, ranked, segment_distance, starts
+from gridmap.routing.ranking import first_two, lex_order, ranked
+from gridmap.routing.spatial import distances, point_boxes, segment_distance, starts
 from gridmap.routing.responsible import departments, role, street_office, time_limits
 from gridmap.routing.table import Table, Vocabulary, distinct_rows
 

@@ -102,7 +102,7 @@ def _number(value: float, decimals: int, exact: bool = False):
 
 
 def _ranked(candidates: list[tuple[float, str, int]]) -> list[tuple[float, str, int]]:
-    """(distance, code, row) nearest first, equal distances by code: the order of :func:`spatial.ranked`."""
+    """(distance, code, row) nearest first, equal distances by code: the order of :func:`ranking.ranked`."""
     return sorted(candidates, key=lambda c: (c[0], c[1]))
 
 
