@@ -20,7 +20,7 @@ from api.routers import auth, cases, catalogue, departments, kpi, layers, pages,
 from api.shortcut import Shortcut
 from gridmap import __version__
 from gridmap.config import Settings, load_settings
-from gridmap.db.engine import database_url, make_engine, make_session_factory, unit_of_work
+from gridmap.db.engine import HeldConnection, database_url, make_engine, make_session_factory, unit_of_work
 from gridmap.routing.layers import refresh_city
 
 log = logging.getLogger("uvicorn.error")  # uvicorn's own: its messages go to the server's output
@@ -32,6 +32,7 @@ CITY_LOADED = "the city's layers are in memory"
 
 def create_app(settings: Settings) -> FastAPI:
     engine = make_engine(database_url(settings.database), connections=settings.api.concurrency)
+    held = HeldConnection(engine)  # the reports' (api/routers/reports.py)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> FastAPI:
         stop.set()
         if keeper is not None:
             await keeper  # a load under way finishes first and gives its connection back: none is left open
+        held.close()
         engine.dispose()
 
     app = FastAPI(
@@ -53,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Grid management and field inspection for city management bureaus (数字城管).",
     )
     app.state.settings = settings
-    app.state.engine = engine
+    app.state.held = held
     app.state.session_factory = make_session_factory(engine)
     install_error_handlers(app)
     # routes are matched in order, one by one: the reports (the busiest by far) are looked at first, and their

@@ -99,6 +99,55 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_without_a_ping_per_r
 
 
 
+def test_the_held_connection_is_kept_replaced_when_dropped_and_lent_to_one_thread_at_a_time(engine, demo_reports):
+    """A process's held connection (the reports') is the same backend use after use, in autocommit, outside
+    the pool; one the server dropped, or an error broke, is replaced; a second thread meanwhile gets one of
+    the pool's; closed, it is gone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import psycopg
+    from sqlalchemy import text
+
+    from gridmap.db.engine import HeldConnection, make_engine
+
+    pooled = make_engine(engine.url.render_as_string(hide_password=False), connections=1)
+    held = HeldConnection(pooled)
+
+    def backend(connection) -> int:
+        return connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+    def in_another_thread() -> int:
+        with held.autocommit() as connection:
+            return backend(connection)
+
+    try:
+        with held.autocommit() as connection:
+            first, kept = backend(connection), connection
+            assert connection.autocommit
+            with ThreadPoolExecutor(1) as other:  # meanwhile, another thread files on a connection of the pool
+                lent = other.submit(in_another_thread).result()
+                with pooled.connect() as conn:  # the pool's one
+                    assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == lent != first
+        for _ in range(2):
+            with held.autocommit() as connection:
+                assert connection is kept and backend(connection) == first
+        assert pooled.pool.checkedout() == 0  # not the pool's
+        with engine.connect() as other:  # another client ends the held connection's backend
+            assert other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first}).scalar_one()
+        with held.autocommit() as connection:  # noticed before the next use, and replaced
+            second = backend(connection)
+        assert second != first and kept.closed
+        with pytest.raises(psycopg.OperationalError), held.autocommit() as connection:
+            connection.execute("SELECT pg_terminate_backend(pg_backend_pid())")  # breaks it in the middle of a use
+        with held.autocommit() as connection:
+            assert backend(connection) not in (first, second)
+            kept = connection
+        held.close()
+        assert kept.closed
+    finally:
+        held.close()
+        pooled.dispose()
+
 def test_the_shortcut_answers_as_the_route_would_and_leaves_the_rest_to_it():
     """Shortcut sends its one method and path straight to the endpoint, whose errors the app's handlers answer
     as behind the router; an error without a handler is the server-error middleware's 500; other methods

@@ -17,7 +17,14 @@ from sqlalchemy import text
 from gridmap.cases.exceptions import BadCaseInput, IdempotencyConflict
 from gridmap.cases.reports import submit_report
 from gridmap.cases.schemas import ReportInput
-from gridmap.db.engine import driver_connection, make_engine, make_session_factory, reads_and_autocommit, unit_of_work
+from gridmap.db.engine import (
+    HeldConnection,
+    driver_connection,
+    make_engine,
+    make_session_factory,
+    reads_and_autocommit,
+    unit_of_work,
+)
 from gridmap.demo.users import demo_users
 from gridmap.users.exceptions import Forbidden, NotAuthenticated
 from gridmap.users.service import BearerToken, current_user, issue_token
@@ -75,22 +82,24 @@ def test_a_report_with_its_token_is_filed_in_two_round_trips(session, tmp_path):
 
 @contextmanager
 def city_for_reports(scratch_url: str, connections: int):
-    """An engine of make_engine on a private copy of the demo city, its session factory and an inspector's
-    token; the engine's connections closed at the end."""
+    """An engine of make_engine on a private copy of the demo city, its session factory, an inspector's token
+    and the connection a server process holds for its reports; all connections closed at the end."""
     engine = make_engine(scratch_url, connections=connections)
     sessions = make_session_factory(engine)
+    held = HeldConnection(engine)
     try:
         with unit_of_work(sessions) as session:
             demo_users(session=session)
             token = BearerToken(issue_token(session=session, name="demo-inspector", password="inspector-demo")[0])
-        yield engine, sessions, token
+        yield engine, sessions, token, held
     finally:
+        held.close()
         engine.dispose()
 
 
-def file_in_autocommit(engine, sessions, token, key, tmp_path, report=FIELDS, now=THURSDAY):
-    """File as the server does: the statements on a pooled connection in autocommit, a session for the rest."""
-    with reads_and_autocommit(sessions, engine) as (session, connection):
+def file_in_autocommit(held, sessions, token, key, tmp_path, report=FIELDS, now=THURSDAY):
+    """File as the server does: the statements on the held connection in autocommit, a session for the rest."""
+    with reads_and_autocommit(sessions, held) as (session, connection):
         return submit_report(session=session, user=token, report=report, uploads=[], key=key, photo_dir=tmp_path,
                              photo_max_bytes=10_000_000, now=now, connection=connection)
 
@@ -99,7 +108,7 @@ def test_a_report_begins_its_transaction_in_its_first_round_trip(scratch_url, tm
     """In a server's session (an engine of make_engine), the transaction's BEGIN goes with the report's first
     statement: three round trips with the commit. The transaction is no less one for it (a failure after the
     BEGIN leaves nothing), and the connection goes back to the pool as psycopg runs it, out of autocommit."""
-    with city_for_reports(scratch_url, connections=1) as (engine, sessions, token):
+    with city_for_reports(scratch_url, connections=1) as (engine, sessions, token, _):
         def file(session, key):
             return submit_report(session=session, user=token, report=FIELDS, uploads=[], key=key,
                                  photo_dir=tmp_path, photo_max_bytes=10_000_000, now=THURSDAY)
@@ -128,66 +137,71 @@ def test_a_report_begins_its_transaction_in_its_first_round_trip(scratch_url, tm
 
 
 def test_a_server_files_a_report_in_two_statements_and_no_transaction_of_its_own(scratch_url, tmp_path):
-    """On a pooled connection in autocommit (autocommit_connection, as the report route uses it) a report is two
-    statements and no BEGIN nor COMMIT: the second files the case, committed when it answers. A report refused
-    after the first leaves nothing; the connection goes back to the pool out of autocommit."""
-    with city_for_reports(scratch_url, connections=1) as (engine, sessions, token):
-        file_in_autocommit(engine, sessions, token, "auto-0", tmp_path)  # the rules and the calendar cached
-        with engine.connect() as connection:  # the pool's one connection, which the filing takes
-            pgconn = connection.connection.driver_connection.pgconn
+    """On the connection a server process holds in autocommit (HeldConnection, as the report route uses it) a
+    report is two statements and no BEGIN nor COMMIT: the second files the case, committed when it answers.
+    A report refused after the first leaves nothing."""
+    with city_for_reports(scratch_url, connections=1) as (engine, sessions, token, held):
+        file_in_autocommit(held, sessions, token, "auto-0", tmp_path)  # the rules and the calendar cached
+        with held.autocommit() as connection:
+            pgconn = connection.pgconn
         with sent_to(pgconn) as sent:
-            filed = file_in_autocommit(engine, sessions, token, "auto-1", tmp_path)
+            filed = file_in_autocommit(held, sessions, token, "auto-1", tmp_path)
         trips = [line for line in sent if line[2] in ROUND_TRIP_ENDS]
         assert len(trips) == 2 and not filed.replayed, sent
         assert not any(word in line[-1] for line in sent for word in ("BEGIN", "COMMIT")), sent
         with psycopg.connect(scratch_url.replace("+psycopg", "")) as other:  # committed: seen from elsewhere
             assert other.execute("SELECT count(*) FROM case_file WHERE number = %s", [filed.case.number]).fetchone() \
                 == (1,)
-        retry = file_in_autocommit(engine, sessions, token, "auto-1", tmp_path)
+        retry = file_in_autocommit(held, sessions, token, "auto-1", tmp_path)
         assert retry.replayed and retry.case.number == filed.case.number
         future = FIELDS.model_copy(update={"captured_at": THURSDAY + timedelta(days=1)})
         with pytest.raises(BadCaseInput, match="future"):
-            file_in_autocommit(engine, sessions, token, "auto-2", tmp_path, report=future)
+            file_in_autocommit(held, sessions, token, "auto-2", tmp_path, report=future)
         with unit_of_work(sessions) as session:
-            left = session.scalar(text("SELECT count(*) FROM idempotency_key WHERE key = 'auto-2'"))
-            assert left == 0 and session.connection().connection.driver_connection.autocommit is False
+            assert session.scalar(text("SELECT count(*) FROM idempotency_key WHERE key = 'auto-2'")) == 0
 
 
-def test_a_retry_ends_its_reads_by_a_commit_and_keeps_the_prepared_statements(scratch_url, tmp_path):
-    """A retry reads its case through the session, the one report that does, and ends that transaction by a
-    commit: at a rollback psycopg forgets every statement prepared on the connection (DEALLOCATE ALL), which
-    the pool hands out next, and the reports after it would be parsed and planned again."""
-    with city_for_reports(scratch_url, connections=2) as (engine, sessions, token):
-        file_in_autocommit(engine, sessions, token, "kept-0", tmp_path)
-        with engine.connect() as one, engine.connect() as two:  # the pool's two, each with a statement prepared
-            drivers = [c.connection.driver_connection for c in (one, two)]
-            for driver in drivers:
-                driver.execute("SELECT 1", prepare=True)
-                driver.commit()  # not rolled back by the pool either
-        with sent_to(drivers[0].pgconn) as first, sent_to(drivers[1].pgconn) as second:
-            retry = file_in_autocommit(engine, sessions, token, "kept-0", tmp_path)
-        sent = [line[-1] for line in first + second]
-        assert retry.replayed and any("COMMIT" in s for s in sent), sent
-        assert not any("ROLLBACK" in s or "DEALLOCATE" in s for s in sent), sent
-        with engine.connect() as one, engine.connect() as two:
-            assert {c.connection.driver_connection for c in (one, two)} == set(drivers)
-            for c in (one, two):
-                assert c.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() >= 1
+def test_a_retry_ends_its_reads_by_a_commit_and_the_prepared_statements_stay(scratch_url, tmp_path):
+    """The filing's statements, prepared by psycopg on the held connection after a few reports, stay prepared.
+    A retry reads its case through the session, the one report that does, and ends that transaction by a
+    commit: at a rollback psycopg forgets every statement prepared on the connection (DEALLOCATE ALL)."""
+    with city_for_reports(scratch_url, connections=1) as (engine, sessions, token, held):
+        for n in range(8):  # psycopg prepares a statement at its sixth execution
+            file_in_autocommit(held, sessions, token, f"kept-{n}", tmp_path)
+        with engine.connect() as pooled, held.autocommit() as connection:  # the session's, with one prepared too
+            session_side = pooled.connection.driver_connection
+            session_side.execute("SELECT 1", prepare=True)
+            session_side.commit()  # not rolled back by the pool either
+
+            def prepared(on) -> int:
+                return on.execute("SELECT count(*) FROM pg_prepared_statements").fetchone()[0]
+
+            before = prepared(connection), prepared(session_side)
+            session_side.commit()
+        assert before[0] >= 2 and before[1] == 1, before
+        with sent_to(connection.pgconn) as held_sent, sent_to(session_side.pgconn) as session_sent:
+            retry = file_in_autocommit(held, sessions, token, "kept-7", tmp_path)
+        assert retry.replayed and any("COMMIT" in line[-1] for line in session_sent), session_sent
+        sent = [line[-1] for line in held_sent + session_sent]
+        assert not any("ROLLBACK" in line or "DEALLOCATE" in line for line in sent), sent
+        with engine.connect() as pooled, held.autocommit() as again:
+            assert again is connection and pooled.connection.driver_connection is session_side
+            assert (prepared(connection), prepared(session_side)) == before
 
 
 def test_a_copy_racing_a_report_in_flight_waits_for_it_and_answers_with_its_case(scratch_url, tmp_path):
     """A copy whose first statement finds the key free while the report that claims it has not committed yet
     waits at the key for that commit, then files nothing and answers with the report's case; a different
     report with the key is refused. Either way one case."""
-    with city_for_reports(scratch_url, connections=2) as (engine, sessions, token):
-        file_in_autocommit(engine, sessions, token, "race-0", tmp_path)  # the rules and the calendar cached
+    with city_for_reports(scratch_url, connections=2) as (engine, sessions, token, held):
+        file_in_autocommit(held, sessions, token, "race-0", tmp_path)  # the rules and the calendar cached
         other = FIELDS.model_copy(update={"description": "another report"})
         for key, copy, replayed in (("race-1", FIELDS, True), ("race-2", other, False)):
             with ThreadPoolExecutor(1) as pool:
                 with unit_of_work(sessions) as session:  # the report in flight, committed at the block's end
                     first = submit_report(session=session, user=token, report=FIELDS, uploads=[], key=key,
                                           photo_dir=tmp_path, photo_max_bytes=10_000_000, now=THURSDAY)
-                    racing = pool.submit(file_in_autocommit, engine, sessions, token, key, tmp_path, report=copy)
+                    racing = pool.submit(file_in_autocommit, held, sessions, token, key, tmp_path, report=copy)
                     waiting_for_a_lock(scratch_url, until=racing)
             if replayed:
                 assert racing.result().replayed and racing.result().case.number == first.case.number

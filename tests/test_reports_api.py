@@ -137,12 +137,16 @@ def test_report_answers_with_the_case_the_department_and_why(client, tokens, api
     assert client.get(f"/api/v1/photos/{sha}?thumbnail=true", headers=tokens["supervisor"]).headers[
         "content-type"] == "image/jpeg"
     assert client.get(f"/api/v1/photos/{sha}").status_code == 401
+    with client.app.state.held.autocommit() as held:  # the connection the process holds for the reports
+        filed_on = held.info.backend_pid
     engine = create_engine(api_url)
     with engine.connect() as conn:  # the photo's row, filed with the case: what EXIF said, by whom
         row = conn.execute(text("SELECT p.media_type, p.width, round(p.lon::numeric, 2), u.name FROM photo p "
                                 "JOIN app_user u ON u.id = p.uploaded_by WHERE p.sha256 = :sha"), {"sha": sha}).one()
+        last = conn.execute(text("SELECT query FROM pg_stat_activity WHERE pid = :pid"), {"pid": filed_on}).scalar()
     engine.dispose()
     assert tuple(row) == ("image/jpeg", 64, Decimal("121.60"), "demo-inspector")
+    assert "INSERT INTO photo" in last  # the report was filed there
 
 
 def test_the_server_decides_from_the_city_in_memory_and_keeps_it_current(client, tokens, api_url, monkeypatch):
@@ -174,10 +178,12 @@ def test_the_server_decides_from_the_city_in_memory_and_keeps_it_current(client,
 
 
 def test_a_server_stopped_while_it_loads_the_city_leaves_no_connection_open(scratch_url):
-    """Stopping waits for a load under way, which gives its connection back: the database can then be copied
-    or dropped at once (as the tests do with theirs)."""
-    with TestClient(create_app(Settings(database=DatabaseSettings(database_url=scratch_url)))):
-        pass  # stopped at once: its first load of the city is under way
+    """Stopping waits for a load under way, which gives its connection back, and closes the one held for the
+    reports: the database can then be copied or dropped at once (as the tests do with theirs)."""
+    app = create_app(Settings(database=DatabaseSettings(database_url=scratch_url)))
+    with TestClient(app):
+        with app.state.held.autocommit():  # the connection for the reports, opened by the first
+            pass  # stopped at once: its first load of the city is under way
     with _admin(scratch_url) as admin:
         assert admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s",
                              (make_url(scratch_url).database,)).fetchone()[0] == 0

@@ -102,10 +102,10 @@ def _located(where: str, error: ValidationError, *name: str) -> list[dict]:
 def _file(state: State, token: str | None, form: ReportInput, photos: list[FormFile],
           key: str) -> tuple[bool, ReportReceipt]:
     cases = state.settings.cases
-    # The filing's statements go on a connection in autocommit: the second files the case, all or nothing, and
-    # is committed before the answer goes out (a client told 201 can count on the case being there); the
-    # session serves only the rarer reads (a retry's case). The token is checked with the first statement.
-    with reads_and_autocommit(state.session_factory, state.engine) as (session, connection):
+    # The filing's statements go on the connection the process holds in autocommit: the second files the case,
+    # all or nothing, and is committed before the answer goes out (a client told 201 can count on the case being
+    # there); the session serves only the rarer reads (a retry's case). The token is checked with the first.
+    with reads_and_autocommit(state.session_factory, state.held) as (session, connection):
         filed = submit_report(session=session, user=given(token), report=form,
                               uploads=_read(photos, cases.photo_max_bytes), key=key, photo_dir=cases.photo_dir,
                               photo_max_bytes=cases.photo_max_bytes, connection=connection)

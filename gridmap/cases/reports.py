@@ -11,10 +11,11 @@ looks the key up (and draws the new case's id where the key is new), reads the c
 features near the fix (in a server, which holds the city's layers in memory, only their stamp) and finds
 open cases of its class nearby. The second writes, all or nothing: it claims the key and inserts the photos,
 the case and its report event (unless the key was claimed meanwhile: then it inserts nothing and the report
-is answered as a retry), and reads the proposed department's name for the receipt. A server sends them on a
-connection in autocommit (see :func:`~gridmap.db.engine.autocommit_connection`): each is its own transaction,
-two round trips in all, no ``BEGIN`` and no ``COMMIT``; elsewhere they run in the caller's session, in its
-transaction (the ``BEGIN`` goes with the first, see :func:`~gridmap.db.engine.fetch_together`).
+is answered as a retry), and reads the proposed department's name for the receipt. A server sends them on the
+connection each of its processes holds in autocommit (see :class:`~gridmap.db.engine.HeldConnection`): each
+is its own transaction, two round trips in all, no ``BEGIN`` and no ``COMMIT``; elsewhere they run in the
+caller's session, in its transaction (the ``BEGIN`` goes with the first, see
+:func:`~gridmap.db.engine.fetch_together`).
 """
 
 from __future__ import annotations

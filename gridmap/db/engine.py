@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import select
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,22 +54,29 @@ def _on_checkin(dbapi_connection, record: ConnectionPoolEntry) -> None:
 
 def _check_alive(dialect, dbapi_connection, record: ConnectionPoolEntry, _proxy) -> None:
     """Ping a connection taken from the pool only when it may be dead; raise DisconnectionError (the pool then
-    opens a new one) if it is.
+    opens a new one) if it is (see :func:`_gone`)."""
+    gone = _gone(dialect, dbapi_connection, time.monotonic() - record.info.get("idle_since", time.monotonic()))
+    if gone is not None:
+        raise exc.DisconnectionError(f"pooled connection is gone: {gone}")
+
+
+def _gone(dialect, dbapi_connection, idle: float) -> str | None:
+    """Why a connection idle for ``idle`` seconds is dead (None if it is alive), pinging it only when it may be.
 
     An idle connection has nothing to read unless the server has closed it (restart, terminated backend:
     the socket reads as the end or as a FATAL message) or sent a notice; so a socket with nothing waiting
     (one ``select`` call, no round trip) is alive. One idle for long is pinged anyway (a peer gone silently)."""
-    idle = time.monotonic() - record.info.get("idle_since", time.monotonic())
     try:
         suspect = dbapi_connection.closed or bool(select.select([dbapi_connection.fileno()], [], [], 0)[0])
     except (OSError, ValueError):
         suspect = True
     if not (suspect or idle > PING_AFTER_IDLE_S):
-        return
+        return None
     try:
         dialect.do_ping(dbapi_connection)
     except Exception as error:
-        raise exc.DisconnectionError(f"pooled connection is gone: {error}") from error
+        return str(error) or type(error).__name__
+    return None
 
 
 def driver_connection(session: Session):
@@ -144,19 +152,78 @@ def autocommit_connection(engine: Engine) -> Iterator[Connection]:
         pooled.close()
 
 
+class HeldConnection:
+    """A connection in autocommit that a server process keeps for its busiest statements, an inspector's
+    report's, instead of taking one from the pool for each.
+
+    Checking a connection out of the pool and back in (its queue, events, reset and liveness check) was
+    ≈ 5 % of the server's CPU a report. Held, the connection also keeps the statements psycopg has prepared on
+    it: no rollback ever reaches it (see :func:`reads_and_autocommit`). It is checked as a pooled one is
+    before each use (:func:`_gone`): one the server has dropped (a restart, a terminated backend) is
+    replaced, as is one an error left broken. It is the engine's own, detached from the pool, so it does not
+    count towards the pool's size: a process opens one connection more than its pool.
+
+    One thread uses it at a time (the report route files on the event loop, one report after another);
+    should another thread file meanwhile, it takes a connection from the pool (:func:`autocommit_connection`)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._held = None  # the pool's connection, detached from it, and its psycopg connection
+        self._idle_since = time.monotonic()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """The held psycopg connection, in autocommit (opened or replaced if need be), for the block."""
+        if not self._lock.acquire(blocking=False):
+            with autocommit_connection(self.engine) as connection:
+                yield connection
+            return
+        try:
+            yield self._connection()  # one an error broke is replaced at the next use
+        finally:
+            self._idle_since = time.monotonic()
+            self._lock.release()
+
+    def close(self) -> None:
+        """Close the held connection (a later use opens another)."""
+        with self._lock:
+            self._drop()
+
+    def _connection(self) -> Connection:
+        if self._held is not None:
+            if _gone(self.engine.dialect, self._held[1], time.monotonic() - self._idle_since) is None:
+                return self._held[1]
+            self._drop()
+        pooled = self.engine.raw_connection()
+        connection = pooled.driver_connection
+        pooled.detach()  # closed, not given back, when it is dropped
+        connection.autocommit = True
+        self._held = pooled, connection
+        return connection
+
+    def _drop(self) -> None:
+        if self._held is not None:
+            (pooled, _), self._held = self._held, None
+            try:
+                pooled.close()
+            except Exception:  # a connection already broken may fail to close: it is gone either way
+                pass
+
+
 @contextmanager
-def reads_and_autocommit(factory: sessionmaker[Session], engine: Engine) -> Iterator[tuple[Session, Connection]]:
-    """A session that only reads and a psycopg connection in autocommit (:func:`autocommit_connection`) for
-    the writes, as a server files a report. When the block succeeds, the session's transaction, if it began one,
-    is ended by a commit rather than the rollback that closing it would send.
+def reads_and_autocommit(factory: sessionmaker[Session], held: HeldConnection) -> Iterator[tuple[Session, Connection]]:
+    """A session that only reads and the process's held connection in autocommit (:class:`HeldConnection`)
+    for the writes, as a server files a report. When the block succeeds, the session's transaction, if it
+    began one (a retry reads its case), is ended by a commit rather than the rollback that closing it sends.
 
     For a transaction without writes, both end it in the same way, but psycopg forgets all of a connection's
-    prepared statements at a rollback (and sends ``DEALLOCATE ALL``). The next statements on that connection
-    are then parsed and planned again, five times each before psycopg prepares them again. A report's
-    session reads only for a retry (2 % of the requests in bench/reports.py). Closed by a rollback, its
-    connection, which the pool hands out next, lost the filing's statements each time: a fifth of the
-    reports' statements were planned again (0.25 ms of PostgreSQL's CPU a report)."""
-    with factory() as session, autocommit_connection(engine) as connection:
+    prepared statements at a rollback (and sends ``DEALLOCATE ALL``): the next statements on that connection
+    are parsed and planned again, five times each before psycopg prepares them again. While reports were
+    filed on connections from the pool, the connection a retry's session had rolled back was the one the
+    pool handed out next: a fifth of the reports' statements were planned again in bench/reports.py (2 %
+    retries; 0.25 ms of PostgreSQL's CPU a report)."""
+    with factory() as session, held.autocommit() as connection:
         yield session, connection
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("reads_and_autocommit: the session has changes to write, which it never commits")
