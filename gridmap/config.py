@@ -59,6 +59,8 @@ class ApiSettings(BaseSettings):
     # more switching: at 310 requests/s, 3 workers spent 3.1–3.5 ms of server CPU a report where 4 spent
     # 3.9 in the runs beside them (with the connections handed in turn, 7 runs each: 3.0–4.7 ms against
     # 3.4–4.2; the target met in 2 runs against 3, median p99 148 ms against 514: no clear gain from a 4th).
+    # 2 workers spend ≈ 0.3 ms less a report than 3 but answer no sooner: a report waits more often behind
+    # another on its worker (10 paired runs: median p99 ≈ 90 ms against ≈ 80, the target met in 2 against 3).
     workers: int = Field(default=3, ge=1, le=64, description="server processes (the connections are handed "
                          "to each in turn)")
     concurrency: int = Field(default=2, ge=1, le=64, description="requests worked on at once per process "
