@@ -126,8 +126,9 @@ def test_the_held_connection_is_kept_replaced_when_dropped_and_lent_to_one_threa
             assert connection.autocommit
             with ThreadPoolExecutor(1) as other:  # meanwhile, another thread files on a connection of the pool
                 lent = other.submit(in_another_thread).result()
-                with pooled.connect() as conn:  # the pool's one
+                with pooled.connect() as conn:  # the pool's one, given back out of autocommit
                     assert conn.execute(text("SELECT pg_backend_pid()")).scalar_one() == lent != first
+                    assert conn.connection.driver_connection.autocommit is False
         for _ in range(2):
             with held.autocommit() as connection:
                 assert connection is kept and backend(connection) == first

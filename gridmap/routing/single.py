@@ -3,8 +3,9 @@
 :func:`gridmap.routing.decide.decide_columns` decides any number of fixes column-wise; for one fix its
 ~2,000 calls into numpy and Arrow cost 1.5 ms, a quarter of what the server spends on a report. Here
 the same steps (see :mod:`gridmap.routing.decide`) run on the few features near one fix as Python values,
-in about 0.2 ms. The distances still come from the column path's own numpy functions
-(:func:`~gridmap.routing.spatial.point_distances`, :func:`~gridmap.routing.spatial.segment_distance`), so they are
+in about 0.2 ms. The distances still come from the column path's own numpy formulas
+(:func:`~gridmap.routing.spatial.point_distances` shares the steps of
+:func:`~gridmap.routing.spatial.distances`; :func:`~gridmap.routing.spatial.segment_distance`), so they are
 the same to the last bit, and the ambiguity reasons from the same messages
 (:mod:`gridmap.routing.messages`). The rare fixes that need more — one on a shared grid edge, a component
 the inspector picked — are left to the column path (``None``, or not asked: see ``assign_one``).
