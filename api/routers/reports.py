@@ -65,7 +65,7 @@ async def report(request: Request) -> Response:
         # requests meet more often). The process's other requests wait for a filing (their database work
         # goes on in threads); a racing retry of a report that another process is filing waits for its
         # commit here, as it would in a thread, never for one of this process's own. The slot first, as for
-        # every session: a connection is then free for the filing without waiting in the pool.
+        # every session: a connection is then free for its reads (a retry's case) without waiting in the pool.
         async with session_slot(state):
             replayed, answer = _file(state, bearer_token(request), report_input, photos, key)
     return Response(answer.model_dump_json(), status_code=200 if replayed else 201, media_type="application/json")

@@ -182,8 +182,8 @@ def submit_report(*, session: Session, user: CurrentUser | BearerToken, report: 
     class), which every new report needs. A report is refused for the first of these reasons: not logged in,
     not allowed to report, its key used for another report, a bad time, a bad fix or class.
 
-    ``connection``: a psycopg connection in autocommit (:func:`~gridmap.db.engine.autocommit_connection`) to
-    send the report's two statements on, each its own transaction: the second files it, all or nothing, and
+    ``connection``: a psycopg connection in autocommit (a server's :class:`~gridmap.db.engine.HeldConnection`)
+    to send the report's two statements on, each its own transaction: the second files it, all or nothing, and
     nothing is left to commit. Without it they run in ``session``'s transaction, which the caller commits.
     ``session`` serves the rest either way (a retry's case, a reload of the city or the calendar)."""
     now = now or datetime.now(timezone.utc)

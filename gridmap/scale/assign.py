@@ -50,8 +50,8 @@ class Loaded:
 
     def __getstate__(self) -> dict:
         # geometries as one WKB array per layer: pickling them one by one costs ten times as much
-        frames = {name: frame.assign(geom=shapely.to_wkb(np.asarray(frame["geom"])))
-                  for name, frame in ((name, getattr(self.layers, name)) for name in LAYERS)}
+        frames = {name: getattr(self.layers, name) for name in LAYERS}
+        frames = {name: frame.assign(geom=shapely.to_wkb(np.asarray(frame["geom"]))) for name, frame in frames.items()}
         return {"reference": self.reference, "frames": frames}
 
     def __setstate__(self, state: dict) -> None:
