@@ -64,12 +64,13 @@ async def report(request: Request) -> Response:
         # and the threads' fight over the interpreter lock cost more CPU than the waits they hide (measured
         # with bench/reports.py: 4–5 % of the server's CPU a report at 90 reports/s, 10–20 % at 310, where
         # requests meet more often). The process's other requests wait for a filing (their database work
-        # goes on in threads); a racing retry of a report that another process is filing waits for its
-        # commit here, as it would in a thread, never for one of this process's own. A report with photos
-        # files in a worker thread instead: checking, shrinking and writing (each file synced) a phone's photo
-        # takes tens of milliseconds (≈ 60 ms for a 12 MP JPEG, mostly in Pillow and on the disk, which let the
-        # interpreter lock go), for which every other request of the process would wait. The slot first, as
-        # for every session: a connection is then free for its reads (a retry's case) without waiting in the pool.
+        # goes on in threads). A report with photos files in a worker thread instead: checking, shrinking and
+        # writing (each file synced) a phone's photo takes tens of milliseconds (≈ 60 ms for a 12 MP JPEG,
+        # mostly in Pillow and on the disk, which let the interpreter lock go), for which every other request
+        # of the process would wait. A report racing another with its key waits at the key for that one's
+        # commit, which never needs this loop: the other is filed by another process, by a thread, or was
+        # filed here before. The slot first, as for every session: a connection is then free for its reads
+        # (a retry's case) without waiting in the pool.
         async with session_slot(state):
             filing = (state, bearer_token(request), report_input, photos, key)
             replayed, answer = await to_thread.run_sync(_file, *filing) if photos else _file(*filing)

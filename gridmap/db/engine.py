@@ -163,8 +163,9 @@ class HeldConnection:
     replaced, as is one an error left broken. It is the engine's own, detached from the pool, so it does not
     count towards the pool's size: a process opens one connection more than its pool.
 
-    One thread uses it at a time (the report route files on the event loop, one report after another);
-    should another thread file meanwhile, it takes a connection from the pool (:func:`autocommit_connection`)."""
+    One thread uses it at a time (the report route files on the event loop, one report after another, and
+    a report with photos in a worker thread); a thread that finds it in use takes a connection from the pool
+    (:func:`autocommit_connection`)."""
 
     def __init__(self, engine: Engine):
         self.engine = engine
