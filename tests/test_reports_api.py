@@ -1,5 +1,6 @@
 """The report and case API: log-in, the role × endpoint matrix, idempotent retries (also racing each
-other), photos checked by content and size, and bad input answered with a 4xx that says what to fix."""
+other), photos checked by content and size (and large ones holding up no other request), and bad input
+answered with a 4xx that says what to fix."""
 
 from __future__ import annotations
 
