@@ -11,10 +11,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from anyio import CapacityLimiter, to_thread
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.assets import mount_assets
+from api.deps import get_user
 from api.errors import install_error_handlers
 from api.routers import auth, cases, catalogue, departments, kpi, layers, pages, reports, routing, site, tiles
 from api.shortcut import Shortcut
@@ -65,8 +66,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(site.router)
     app.include_router(pages.router)
     app.include_router(tiles.router)
-    for module in (auth, layers, catalogue, departments, routing, cases, kpi):
+    for module in (auth, cases, kpi):  # each route says who may use it
         app.include_router(module.router, prefix="/api/v1")
+    # the city's reference data (layers, catalogue, departments and rules, where a report would go): for every
+    # logged-in user, whatever the role (pages send their session cookie with a read, other clients the token)
+    for module in (layers, catalogue, departments, routing):
+        app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(get_user)])
     mount_assets(app)
 
     return app

@@ -142,6 +142,12 @@ def live_server(live_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> I
         listener.close()
 
 
+def token(live_server: str, user) -> str:
+    """A bearer token for ``user`` (a :class:`~gridmap.demo.users.DemoUser`) from the live server's log-in."""
+    reply = httpx.post(f"{live_server}/api/v1/auth/token", data={"username": user.name, "password": user.password})
+    return reply.raise_for_status().json()["access_token"]
+
+
 def wait_until_healthy(base: str, thread: threading.Thread) -> None:
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:

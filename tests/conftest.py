@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, create_engine, pool
+from sqlalchemy import Engine, create_engine, pool, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
@@ -82,6 +82,30 @@ def demo_reports(engine: Engine) -> list[ImportReport]:
         reports = load_demo(session=session)
         session.commit()
     return reports
+
+
+@pytest.fixture(scope="session")
+def reader(engine: Engine, demo_reports) -> Iterator[dict[str, str]]:
+    """The log-in form of an analyst on the demo city (its reference data is for logged-in users); removed
+    at the end, with its tokens."""
+    from gridmap.users.service import create_user
+
+    form = {"username": "test-reader", "password": "test-reader-password"}
+    with Session(engine) as session:
+        create_user(session=session, name=form["username"], role="analyst", password=form["password"])
+        session.commit()
+    yield form
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM app_user WHERE name = :name"), {"name": form["username"]})
+
+
+def logged_in(client, form: dict[str, str]) -> dict[str, str]:
+    """The bearer header of a log-in with ``form`` through ``client`` (a TestClient); its cookie is dropped,
+    so that a request without the header is anonymous."""
+    reply = client.post("/api/v1/auth/token", data=form)
+    assert reply.status_code == 200, reply.text
+    client.cookies.clear()
+    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
 
 
 @pytest.fixture

@@ -1,17 +1,57 @@
-"""The API over the demo city: OpenAPI page, health, layers, catalogue, rules, and clear 4xx errors."""
+"""The API over the demo city: OpenAPI page, health, the log-in every other route needs, layers, catalogue, rules,
+and clear 4xx errors."""
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from gridmap.config import DatabaseSettings, Settings
+from tests.conftest import logged_in
+
+#: the city's reference data: method, a request's path, its route's path, a body
+REFERENCE = [("GET", "/api/v1/layers", "/api/v1/layers", None),
+             ("GET", "/api/v1/layers/district", "/api/v1/layers/{name}", None),
+             ("GET", "/api/v1/catalogue/event?q=0104", "/api/v1/catalogue/{case_type}", None),
+             ("GET", "/api/v1/departments", "/api/v1/departments", None),
+             ("GET", "/api/v1/rules/match?case_type=event&class_code=0102", "/api/v1/rules/match", None),
+             ("POST", "/api/v1/assign", "/api/v1/assign",
+              {"x": 121.5435, "y": 25.0416, "accuracy": 8, "class_code": "20102"})]
 
 
 @pytest.fixture(scope="module")
-def client(db_url, demo_reports):
+def client(db_url, demo_reports, reader):
+    """The API as a logged-in analyst (any role reads the city's reference data); :func:`anonymous` sends a
+    request without the log-in."""
     app = create_app(Settings(database=DatabaseSettings(database_url=db_url)))
     with TestClient(app) as client:
+        client.headers.update(logged_in(client, reader))
         yield client
+
+
+def anonymous(client: TestClient, method: str, path: str, **kwargs):
+    request = client.build_request(method, path, **kwargs)
+    del request.headers["Authorization"]
+    return client.send(request)
+
+
+def test_every_api_route_but_the_log_in_and_health_needs_a_log_in(client):
+    """As the OpenAPI page describes them (a route added later is held to it too)."""
+    paths = client.get("/openapi.json").json()["paths"]
+    open_routes = {f"{method.upper()} {path}" for path, operations in paths.items()
+                   for method, operation in operations.items() if not operation.get("security")}
+    assert open_routes == {"GET /api/v1/health", "POST /api/v1/auth/token"}
+    assert {f"{method} {route}" for method, _, route, _ in REFERENCE} <= {
+        f"{method.upper()} {path}" for path, operations in paths.items() for method in operations}
+
+
+@pytest.mark.parametrize("method, path, route, body", REFERENCE)
+def test_reference_data_is_for_logged_in_users(client, method, path, route, body):
+    """Layers, catalogue, departments, rules and the routing preview answer a request without a log-in (or
+    with a bad token) 401, saying how to log in, and the logged-in user 200."""
+    assert client.request(method, path, json=body).status_code == 200
+    for reply in (anonymous(client, method, path, json=body),
+                  client.request(method, path, json=body, headers={"Authorization": "Bearer no-such-token"})):
+        assert reply.status_code == 401 and "log in" in reply.json()["detail"], reply.text
 
 
 def test_docs_and_health(client):
@@ -21,10 +61,11 @@ def test_docs_and_health(client):
 
 
 def test_landing_page_shows_the_city_and_its_attribution(client):
+    """The landing page is open to all; its links to the layers open for a logged-in user."""
     import re
 
-    page = client.get("/about").text
-    assert "臺北市" in page and "OpenStreetMap" in page and "/docs" in page
+    page = anonymous(client, "GET", "/about").text
+    assert "臺北市" in page and "OpenStreetMap" in page and "/docs" in page and "log" in page
     links = re.findall(r'href="(/api/[^"]+)"', page)
     assert len(links) == 8 and all(client.get(link).status_code == 200 for link in links)
 

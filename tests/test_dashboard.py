@@ -18,7 +18,7 @@ from gridmap.demo.users import DemoUser, demo_users
 from gridmap.maps.assets import RemoteAsset, check_local, localise
 from gridmap.maps.context import dashboard_context
 from gridmap.maps.dashboard import SCRIPT, render_dashboard
-from tests.browser import new_context
+from tests.browser import new_context, token
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 DESKTOP = dict(viewport={"width": 1600, "height": 1000}, locale="zh-CN", timezone_id="Asia/Taipei")
@@ -37,11 +37,6 @@ def users(live_engine: Engine) -> dict[str, DemoUser]:
         created = demo_users(session=session)
         session.commit()
     return {user.role: user for user in created}
-
-
-def token(live_server: str, user: DemoUser) -> str:
-    reply = httpx.post(f"{live_server}/api/v1/auth/token", data={"username": user.name, "password": user.password})
-    return reply.raise_for_status().json()["access_token"]
 
 
 def report(live_server: str, inspector: str, x: float, y: float, class_code: str) -> dict:

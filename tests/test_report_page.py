@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from gridmap.demo.users import DemoUser, demo_users
-from tests.browser import new_context
+from tests.browser import new_context, token
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 FIX = {"longitude": 121.5155, "latitude": 25.0455, "accuracy": 12}  # near Taipei Main Station, 中正區
@@ -72,16 +72,17 @@ def fill_report(page: Page, description: str, photo: Path) -> None:
     expect(page.locator("#photo-count")).to_have_text("已选 1 张照片")
 
 
-def expected_department(live_server: str) -> str:
-    decision = httpx.post(f"{live_server}/api/v1/assign", json={
+def expected_department(live_server: str, inspector: DemoUser) -> str:
+    bearer = {"Authorization": f"Bearer {token(live_server, inspector)}"}
+    decision = httpx.post(f"{live_server}/api/v1/assign", headers=bearer, json={
         "x": FIX["longitude"], "y": FIX["latitude"], "crs": "wgs84", "accuracy": FIX["accuracy"],
         "class_code": "0102", "case_type": "event"}).json()
     assert decision["department"], decision
-    names = {d["code"]: d["name"] for d in httpx.get(f"{live_server}/api/v1/departments").json()}
+    names = {d["code"]: d["name"] for d in httpx.get(f"{live_server}/api/v1/departments", headers=bearer).json()}
     return names[decision["department"]]
 
 
-def test_report_online_then_offline_files_each_report_once(phone, live_server, live_engine, photo):
+def test_report_online_then_offline_files_each_report_once(phone, live_server, live_engine, photo, inspector):
     page, watch = phone
     expect(page.locator("#fix")).to_have_text("经度 121.515500，纬度 25.045500")
     expect(page.locator("#fix-accuracy")).to_have_text("精度 ±12 米")
@@ -89,7 +90,7 @@ def test_report_online_then_offline_files_each_report_once(phone, live_server, l
     fill_report(page, "report page test: online", photo)
     preview = page.locator("#preview")
     expect(preview).to_contain_text("将派往")
-    expect(preview).to_contain_text(expected_department(live_server))
+    expect(preview).to_contain_text(expected_department(live_server, inspector))
     expect(preview).to_contain_text("单元网格")
     page.get_by_role("button", name="发送上报").click()
     number = page.locator("#case-number")

@@ -22,6 +22,7 @@ from gridmap.routing.exceptions import BadReport, OutsideServiceArea, UnknownCla
 from gridmap.db.engine import driver_connection
 from gridmap.routing.layers import STAMP_SQL, forget_city, refresh_city, stamp_query
 from gridmap.routing.service import assign_one
+from tests.conftest import logged_in
 
 COMPARED = ["unit_grid", "duty_grid", "road_id", "road_grade", "component_id", "component_version", "department",
             "rule", "time_limit", "time_limit_unit", "ambiguous", "ambiguity_reason"]
@@ -398,8 +399,9 @@ def test_the_assign_command_reads_and_writes_files(scratch_url, tmp_path):
     assert abs(out.geometry.x[0] - lon) < 1e-7
 
 
-def test_the_api_previews_a_decision(db_url, demo_reports):
+def test_the_api_previews_a_decision(db_url, demo_reports, reader):
     with TestClient(create_app(Settings(database=DatabaseSettings(database_url=db_url)))) as client:
+        client.headers.update(logged_in(client, reader))
         good = client.post("/api/v1/assign", json={"x": 121.5435, "y": 25.0416, "accuracy": 8, "class_code": "20102"})
         assert good.status_code == 200 and good.json()["department"] == "HW"
         assert good.json()["evidence"]["department"]["by"] == "E-0102-A"

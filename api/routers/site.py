@@ -48,4 +48,6 @@ td{{padding:.2rem 1rem .2rem 0}}</style></head><body>
 <p>数字城管 grid management. The supervisors' map dashboard is at <a href="/">/</a> (指挥中心). API: <a href="/docs">/docs</a> (OpenAPI).
 Inspectors report from their phones on <a href="/report">/report</a> (监督员上报).</p>
 <table><tr><th>layer</th><th>rows</th></tr>{rows}</table>
+<p>The layers' data opens once you are logged in (登录后可查看图层数据): on <a href="/">/</a> in this browser, or
+with a bearer token from <code>POST /api/v1/auth/token</code>.</p>
 <h2>数据来源 · Data sources</h2><ul>{credits}</ul></body></html>"""

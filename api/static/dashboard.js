@@ -174,8 +174,13 @@ const GridmapDashboard = (() => {
   async function loadBoundary(key, layer) {
     if (state.loaded[key]) return;
     state.loaded[key] = true;
-    const data = await fetch(`${API}/layers/${key}?limit=50000`, { credentials: "same-origin", priority: "low" })
-      .then((r) => r.json());
+    const response = await fetch(`${API}/layers/${key}?limit=50000`, { credentials: "same-origin", priority: "low" });
+    if (!response.ok) { // asked again when next shown; a session ended meanwhile brings back the log-in
+      state.loaded[key] = false;
+      if (response.status === 401) showLogin();
+      return;
+    }
+    const data = await response.json();
     layer.addData(data);
     state.drawn[key] = data.features.length;
   }
@@ -281,8 +286,9 @@ const GridmapDashboard = (() => {
     const d = 0.0005;
     const box = [latlng.lng - d, latlng.lat - d, latlng.lng + d, latlng.lat + d].map((v) => v.toFixed(6)).join(",");
     try {
-      const data = await fetch(`${API}/layers/duty_grid?bbox=${box}&limit=50`, { credentials: "same-origin" })
-        .then((r) => r.json());
+      const response = await fetch(`${API}/layers/duty_grid?bbox=${box}&limit=50`, { credentials: "same-origin" });
+      if (response.status === 401) showLogin();
+      const data = await response.json();
       const found = data.features.find((f) => f.properties.code === code);
       target.textContent = (found && found.properties.inspectors) || tr("未配置", "none assigned");
     } catch (_) { target.textContent = "–"; }
