@@ -61,7 +61,7 @@ from gridmap.evaluation.periods import BadPeriod, parse_period
 from gridmap.evaluation.scoring import BadScoring, Scoring, load_scoring, score
 from gridmap.evaluation.service import kpi
 from gridmap.users.service import create_user, current_user
-from tests.conftest import clone_database, drop_database
+from tests.conftest import clone_database, drop_database, logged_in
 
 TAIPEI = ZoneInfo("Asia/Taipei")
 STATION = (121.5170, 25.0460)
@@ -515,10 +515,7 @@ def client(kpi_url):
 
 def token(client, role: str) -> dict:
     name = role.replace("_", "-")
-    reply = client.post("/api/v1/auth/token", data={"username": f"demo-{name}", "password": f"{name}-demo"})
-    assert reply.status_code == 200, reply.text
-    client.cookies.clear()
-    return {"Authorization": f"Bearer {reply.json()['access_token']}"}
+    return logged_in(client, {"username": f"demo-{name}", "password": f"{name}-demo"})
 
 
 def test_the_api_serves_kpis_to_the_centre_only(client, kpi_url):

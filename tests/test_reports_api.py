@@ -30,7 +30,7 @@ from gridmap.config import CaseSettings, DatabaseSettings, Settings
 from gridmap.demo.users import demo_users
 from gridmap.routing.layers import STAMP_SQL, held_stamp
 from gridmap.users.service import create_user
-from tests.conftest import _admin, clone_database, drop_database
+from tests.conftest import _admin, clone_database, drop_database, logged_in
 from tests.test_serve import ROOT, free_port
 
 ROLES = ("inspector", "acceptor", "shift_lead", "dispatcher", "department", "supervisor", "analyst", "admin")
@@ -60,12 +60,9 @@ def client(api_url, tmp_path_factory):
 @pytest.fixture(scope="module")
 def tokens(client):
     found = {}
-    for role in ROLES:
+    for role in ROLES:  # the API tests authenticate with the bearer token only (logged_in drops the cookie)
         name = role.replace("_", "-")
-        reply = client.post("/api/v1/auth/token", data={"username": f"demo-{name}", "password": f"{name}-demo"})
-        assert reply.status_code == 200, reply.text
-        found[role] = {"Authorization": f"Bearer {reply.json()['access_token']}"}
-    client.cookies.clear()  # the API tests authenticate with the bearer token only
+        found[role] = logged_in(client, {"username": f"demo-{name}", "password": f"{name}-demo"})
     return found
 
 

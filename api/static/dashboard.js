@@ -77,7 +77,7 @@ const GridmapDashboard = (() => {
     if (Array.isArray(detail)) return detail.map((d) => `${(d.loc || []).slice(1).join(".")}: ${d.msg}`).join("; ");
     return detail ? String(detail) : `HTTP ${status}`;
   }
-  async function api(path, { method = "GET", json, form } = {}) {
+  async function api(path, { method = "GET", json, form, priority } = {}) {
     if (method === "GET" && state.prefetch.has(path)) {
       const early = state.prefetch.get(path);
       state.prefetch.delete(path);
@@ -88,7 +88,7 @@ const GridmapDashboard = (() => {
     let body;
     if (form) body = new URLSearchParams(form);
     else if (json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(json); }
-    const response = await fetch(API + path, { method, headers, body, credentials: "same-origin" });
+    const response = await fetch(API + path, { method, headers, body, credentials: "same-origin", priority });
     const data = response.status === 204 ? null : await response.json().catch(() => null);
     if (response.status === 401 && !form) showLogin();
     if (!response.ok) throw new ApiError(response.status, detailOf(data, response.status));
@@ -174,13 +174,13 @@ const GridmapDashboard = (() => {
   async function loadBoundary(key, layer) {
     if (state.loaded[key]) return;
     state.loaded[key] = true;
-    const response = await fetch(`${API}/layers/${key}?limit=50000`, { credentials: "same-origin", priority: "low" });
-    if (!response.ok) { // asked again when next shown; a session ended meanwhile brings back the log-in
+    let data;
+    try {
+      data = await api(`/layers/${key}?limit=50000`, { priority: "low" });
+    } catch (_) { // asked again when next shown (a session ended meanwhile has brought back the log-in)
       state.loaded[key] = false;
-      if (response.status === 401) showLogin();
       return;
     }
-    const data = await response.json();
     layer.addData(data);
     state.drawn[key] = data.features.length;
   }
@@ -286,9 +286,7 @@ const GridmapDashboard = (() => {
     const d = 0.0005;
     const box = [latlng.lng - d, latlng.lat - d, latlng.lng + d, latlng.lat + d].map((v) => v.toFixed(6)).join(",");
     try {
-      const response = await fetch(`${API}/layers/duty_grid?bbox=${box}&limit=50`, { credentials: "same-origin" });
-      if (response.status === 401) showLogin();
-      const data = await response.json();
+      const data = await api(`/layers/duty_grid?bbox=${box}&limit=50`);
       const found = data.features.find((f) => f.properties.code === code);
       target.textContent = (found && found.properties.inspectors) || tr("未配置", "none assigned");
     } catch (_) { target.textContent = "–"; }
